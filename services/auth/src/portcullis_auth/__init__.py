@@ -1,0 +1,1 @@
+"""Portcullis auth service: the OAuth2 authorization server."""

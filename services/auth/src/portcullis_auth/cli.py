@@ -1,0 +1,448 @@
+"""The `portcullis` command line: install, migrate, keys, clients, users, serve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portcullis_auth.db.engine import create_engine, create_sessionmaker
+from portcullis_auth.db.migrate import upgrade
+from portcullis_auth.db.models import OAuthClient
+from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.keys.service import SigningKeyService
+from portcullis_auth.security.passwords import PasswordHasher
+from portcullis_auth.services.clients import (
+    GRANT_TYPES,
+    ClientConfigError,
+    ClientService,
+    ClientSpec,
+    CreatedClient,
+)
+from portcullis_auth.services.users import UserExistsError, UserService
+from portcullis_auth.settings import AuthSettings, SettingsError, get_settings
+
+T = TypeVar("T")
+
+PASSWORD_CLIENT_NAME = "Portcullis Password Grant Client"
+PERSONAL_ACCESS_CLIENT_NAME = "Portcullis Personal Access Client"
+
+
+def load_settings() -> AuthSettings:
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+
+
+def run_in_session(work: Callable[[AsyncSession, AuthSettings], Awaitable[T]]) -> T:
+    """Run `work` in one transaction, committed when it returns."""
+    settings = load_settings()
+
+    async def runner() -> T:
+        engine = create_engine(settings.database.url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                result = await work(session, settings)
+                await session.commit()
+                return result
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(runner())
+
+
+def friendly_errors(command: Callable[..., T]) -> Callable[..., T]:
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return command(*args, **kwargs)
+        except (ClientConfigError, UserExistsError, ValueError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper
+
+
+@click.group()
+def main() -> None:
+    """Portcullis: an OAuth2 authorization server and token guard."""
+
+
+# --- install and migrate ------------------------------------------------------
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    upgrade(load_settings().database.url)
+    click.echo("database is up to date")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print what was created as JSON.")
+def install(as_json: bool) -> None:
+    """Migrate, and create what a fresh deployment needs (idempotent)."""
+    settings = load_settings()
+    upgrade(settings.database.url)
+    created: dict[str, object] = run_in_session(install_defaults)
+    if as_json:
+        click.echo(json.dumps(created, indent=2))
+        return
+    if not created:
+        click.echo("already installed: nothing to do")
+    for name, value in created.items():
+        if name == "signing_key":
+            click.echo(f"created signing key {value}")
+        elif isinstance(value, dict):
+            click.echo(f"created {value['name']}")
+            click.echo(f"  client_id:     {value['client_id']}")
+            if value.get("client_secret"):
+                click.echo(f"  client_secret: {value['client_secret']}  (shown once)")
+
+
+async def install_defaults(session: AsyncSession, settings: AuthSettings) -> dict[str, object]:
+    created: dict[str, object] = {}
+    keys = SigningKeyService(session, KeySealer(settings.secret_key))
+    if not await keys.has_keys():
+        key = await keys.generate(settings.tokens.signing_algorithm)
+        created["signing_key"] = key.kid
+    clients = ClientService(session)
+    names = settings.scopes.names
+    unprivileged = sorted(s for s in names if not settings.scopes.is_privileged(s))
+    if await clients.find_by_name(PASSWORD_CLIENT_NAME) is None:
+        result = await clients.create(
+            ClientSpec(
+                name=PASSWORD_CLIENT_NAME,
+                grant_types=("password", "refresh_token"),
+                scopes=sorted(names),
+                default_scopes=unprivileged,
+                first_party=True,
+            ),
+            names,
+        )
+        created["password_client"] = client_summary(result)
+    if await clients.find_by_name(PERSONAL_ACCESS_CLIENT_NAME) is None:
+        result = await clients.create(
+            ClientSpec(
+                name=PERSONAL_ACCESS_CLIENT_NAME,
+                grant_types=(),
+                scopes=sorted(names),
+                first_party=True,
+                personal_access=True,
+            ),
+            names,
+        )
+        created["personal_access_client"] = client_summary(result)
+    return created
+
+
+# --- keys ---------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Add a signing key that signs at once (first key, or emergency replacement)."""
+
+    async def work(session: AsyncSession, settings: AuthSettings) -> str:
+        service = SigningKeyService(session, KeySealer(settings.secret_key))
+        return (await service.generate(settings.tokens.signing_algorithm)).kid
+
+    click.echo(f"created signing key {run_in_session(work)}")
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Add a key that starts signing once every JWKS cache has seen it."""
+
+    async def work(session: AsyncSession, settings: AuthSettings) -> tuple[str, str]:
+        service = SigningKeyService(session, KeySealer(settings.secret_key))
+        key = await service.rotate(settings.tokens.signing_algorithm, settings.tokens.jwks_max_age)
+        return key.kid, key.activates_at.isoformat()
+
+    kid, activates_at = run_in_session(work)
+    click.echo(f"created signing key {kid}; it signs from {activates_at}")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List signing keys and their state."""
+
+    async def work(session: AsyncSession, settings: AuthSettings) -> list[Any]:
+        service = SigningKeyService(session, KeySealer(settings.secret_key))
+        tokens = settings.tokens
+        return await service.describe(max(tokens.access_token_ttl, tokens.pat_max_ttl))
+
+    for info in run_in_session(work):
+        click.echo(
+            f"{info.kid}  {info.algorithm:6} {info.state:9} activates {info.activates_at.isoformat()}"
+        )
+
+
+# --- clients ------------------------------------------------------------------
+
+
+def client_summary(created: CreatedClient) -> dict[str, object]:
+    summary = client_as_dict(created.client)
+    summary["client_secret"] = created.secret
+    return summary
+
+
+def client_as_dict(client: OAuthClient) -> dict[str, object]:
+    return {
+        "client_id": client.id,
+        "name": client.name,
+        "public": client.is_public,
+        "first_party": client.first_party,
+        "personal_access": client.personal_access,
+        "grant_types": client.grant_types,
+        "scopes": client.scopes,
+        "default_scopes": client.default_scopes,
+        "audiences": client.audiences,
+        "redirect_uris": client.redirect_uris,
+        "revoked": client.revoked_at is not None,
+    }
+
+
+def print_client(data: dict[str, object]) -> None:
+    for name, value in data.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        suffix = "  (shown once: store it now)" if name == "client_secret" and value else ""
+        click.echo(f"{name + ':':17}{shown}{suffix}")
+
+
+@main.group()
+def client() -> None:
+    """OAuth clients."""
+
+
+@client.command("create")
+@click.argument("name")
+@click.option(
+    "--grant",
+    "grant_types",
+    multiple=True,
+    type=click.Choice(GRANT_TYPES),
+    required=True,
+    help="A grant type the client may use (repeat for several).",
+)
+@click.option("--scope", "scopes", multiple=True, help="A scope the client may ask for (repeat).")
+@click.option(
+    "--default-scope",
+    "default_scopes",
+    multiple=True,
+    help="A scope granted when none is asked for.",
+)
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    help="An audience the client may name; the first is the default.",
+)
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeat).")
+@click.option("--public", is_flag=True, help="A client without a secret.")
+@click.option("--first-party", is_flag=True, help="A client of your own, trusted with user logins.")
+@click.option("--json", "as_json", is_flag=True, help="Print the client as JSON.")
+@friendly_errors
+def client_create(
+    name: str,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+    default_scopes: tuple[str, ...],
+    audiences: tuple[str, ...],
+    redirect_uris: tuple[str, ...],
+    public: bool,
+    first_party: bool,
+    as_json: bool,
+) -> None:
+    """Register a client; its secret is printed once."""
+
+    async def work(session: AsyncSession, settings: AuthSettings) -> dict[str, object]:
+        spec = ClientSpec(
+            name=name,
+            grant_types=grant_types,
+            scopes=scopes,
+            default_scopes=default_scopes,
+            audiences=audiences or ("posts",),
+            redirect_uris=redirect_uris,
+            public=public,
+            first_party=first_party,
+        )
+        return client_summary(await ClientService(session).create(spec, settings.scopes.names))
+
+    data = run_in_session(work)
+    click.echo(json.dumps(data, indent=2)) if as_json else print_client(data)
+
+
+@client.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def client_list(as_json: bool) -> None:
+    """List clients (never their secrets)."""
+
+    async def work(session: AsyncSession, _: AuthSettings) -> list[dict[str, object]]:
+        return [client_as_dict(c) for c in await ClientService(session).list()]
+
+    clients = run_in_session(work)
+    if as_json:
+        click.echo(json.dumps(clients, indent=2))
+        return
+    for data in clients:
+        state = "revoked" if data["revoked"] else ("public" if data["public"] else "confidential")
+        grants = ",".join(map(str, data["grant_types"]))  # type: ignore[call-overload]
+        click.echo(f"{data['client_id']}  {state:12} {grants:40} {data['name']}")
+
+
+async def _load_client(session: AsyncSession, client_id: str) -> OAuthClient:
+    found = await ClientService(session).get(client_id)
+    if found is None:
+        raise click.ClickException(f"no client {client_id}")
+    return found
+
+
+@client.command("show")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+def client_show(client_id: str, as_json: bool) -> None:
+    """Show one client."""
+
+    async def work(session: AsyncSession, _: AuthSettings) -> dict[str, object]:
+        return client_as_dict(await _load_client(session, client_id))
+
+    data = run_in_session(work)
+    click.echo(json.dumps(data, indent=2)) if as_json else print_client(data)
+
+
+@client.command("update")
+@click.argument("client_id")
+@click.option("--name")
+@click.option("--grant", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES))
+@click.option("--scope", "scopes", multiple=True)
+@click.option("--default-scope", "default_scopes", multiple=True)
+@click.option("--audience", "audiences", multiple=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--first-party/--third-party", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def client_update(
+    client_id: str,
+    name: str | None,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+    default_scopes: tuple[str, ...],
+    audiences: tuple[str, ...],
+    redirect_uris: tuple[str, ...],
+    first_party: bool | None,
+    as_json: bool,
+) -> None:
+    """Change a client; each list option given replaces that whole list."""
+
+    async def work(session: AsyncSession, settings: AuthSettings) -> dict[str, object]:
+        found = await _load_client(session, client_id)
+        await ClientService(session).update(
+            found,
+            settings.scopes.names,
+            name=name,
+            grant_types=list(grant_types) or None,
+            scopes=list(scopes) or None,
+            default_scopes=list(default_scopes) or None,
+            audiences=list(audiences) or None,
+            redirect_uris=list(redirect_uris) or None,
+            first_party=first_party,
+        )
+        return client_as_dict(found)
+
+    data = run_in_session(work)
+    click.echo(json.dumps(data, indent=2)) if as_json else print_client(data)
+
+
+@client.command("revoke")
+@click.argument("client_id")
+def client_revoke(client_id: str) -> None:
+    """Revoke a client: it can no longer authenticate."""
+
+    async def work(session: AsyncSession, _: AuthSettings) -> None:
+        await ClientService(session).revoke(await _load_client(session, client_id))
+
+    run_in_session(work)
+    click.echo(f"revoked client {client_id}")
+
+
+# --- users --------------------------------------------------------------------
+
+
+@main.group()
+def user() -> None:
+    """Users."""
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if not password:
+        raise click.ClickException("no password given")
+    return password
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--admin", is_flag=True, help="Give the user the admin role.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def user_create(email: str, admin: bool, password_stdin: bool, as_json: bool) -> None:
+    """Create a user; the password comes from a prompt or standard input."""
+    password = read_password(password_stdin)
+
+    async def work(session: AsyncSession, _: AuthSettings) -> dict[str, object]:
+        created = await UserService(session, PasswordHasher()).create(
+            email, password, is_admin=admin
+        )
+        return {"id": str(created.id), "email": created.email, "admin": created.is_admin}
+
+    data = run_in_session(work)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(
+            f"created user {data['email']} ({data['id']}){' with the admin role' if admin else ''}"
+        )
+
+
+# --- serve --------------------------------------------------------------------
+
+
+@main.group()
+def serve() -> None:
+    """Run a service."""
+
+
+@serve.command("auth")
+@click.option("--host", help="Bind address (default: PORTCULLIS_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: PORTCULLIS_PORT or 8000).")
+def serve_auth(host: str | None, port: int | None) -> None:
+    """Run the auth service."""
+    import uvicorn  # noqa: PLC0415 - only this command needs the server
+
+    from portcullis_auth.http.app import create_app  # noqa: PLC0415
+
+    settings = load_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.server.host,
+        port=port or settings.server.port,
+        access_log=False,  # request lines can carry credentials in query strings
+        proxy_headers=False,  # X-Forwarded-For is judged by PORTCULLIS_TRUSTED_PROXIES
+        log_level="info",
+    )

@@ -1,0 +1,158 @@
+"""SQLAlchemy models of the auth service.
+
+Relationships are not declared: repositories join explicitly, so no query
+is issued behind the caller's back. Times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, LargeBinary, String, TypeDecorator
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime on every backend (SQLite stores naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: dict[Any, Any] = {  # noqa: RUF012 - SQLAlchemy reads it as a class attribute
+        datetime: UTCDateTime(),
+        list[str]: JSON(),
+    }
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+
+
+class OAuthClient(Base):
+    __tablename__ = "oauth_clients"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    """SHA-256 hex of the secret; None for a public client."""
+    grant_types: Mapped[list[str]]
+    scopes: Mapped[list[str]]
+    """Scopes the client may ask for."""
+    default_scopes: Mapped[list[str]]
+    """Scopes granted when a request names none."""
+    audiences: Mapped[list[str]]
+    """Audiences (RFC 8707 resources) the client may name; the first is the default."""
+    redirect_uris: Mapped[list[str]]
+    first_party: Mapped[bool] = mapped_column(default=False)
+    personal_access: Mapped[bool] = mapped_column(default=False)
+    """The client personal access tokens are issued to."""
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+
+class SigningKey(Base):
+    __tablename__ = "signing_keys"
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    public_jwk: Mapped[dict[str, Any]] = mapped_column(JSON())
+    sealed_private_key: Mapped[bytes] = mapped_column(LargeBinary())
+    """Nonce and AES-256-GCM ciphertext of the PEM private key; the kid is the AAD."""
+    created_at: Mapped[datetime]
+    activates_at: Mapped[datetime]
+
+
+class Grant(Base):
+    """A refresh-token family: the `sid` of every token it produces."""
+
+    __tablename__ = "grants"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    client_id: Mapped[str] = mapped_column(ForeignKey("oauth_clients.id"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    grant_type: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[list[str]]
+    audience: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_grants_user_id", "user_id"),
+        Index("ix_grants_client_id", "client_id"),
+    )
+
+
+class RefreshToken(Base):
+    __tablename__ = "refresh_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """SHA-256 hex of the token; the token itself is never stored."""
+    grant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("grants.id", ondelete="CASCADE"))
+    parent_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("refresh_tokens.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_refresh_tokens_grant_id", "grant_id"),
+        Index("ix_refresh_tokens_parent_id", "parent_id"),
+    )
+
+
+class AccessToken(Base):
+    """A record of every access token issued, so it can be listed and revoked."""
+
+    __tablename__ = "access_tokens"
+
+    jti: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    sid: Mapped[uuid.UUID]
+    client_id: Mapped[str] = mapped_column(String(100))
+    user_id: Mapped[uuid.UUID | None]
+    scopes: Mapped[list[str]]
+    audience: Mapped[str] = mapped_column(String(200))
+    kid: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_access_tokens_sid", "sid"),
+        Index("ix_access_tokens_user_id", "user_id"),
+        Index("ix_access_tokens_client_id", "client_id"),
+        Index("ix_access_tokens_expires_at", "expires_at"),
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

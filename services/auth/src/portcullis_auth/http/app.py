@@ -1,0 +1,51 @@
+"""The auth service's Litestar application."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+
+from portcullis_auth.http.controllers.health import HealthController
+from portcullis_auth.http.controllers.token import TokenController
+from portcullis_auth.http.controllers.well_known import WellKnownController
+from portcullis_auth.http.errors import EXCEPTION_HANDLERS
+from portcullis_auth.runtime import AuthRuntime
+from portcullis_auth.settings import AuthSettings, get_settings
+
+logger = logging.getLogger("portcullis.auth")
+
+
+def create_app(settings: AuthSettings | None = None) -> Litestar:
+    """Build the auth service; settings default to the environment's."""
+    resolved = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = AuthRuntime.create(resolved)
+        app.state.runtime = runtime
+        try:
+            await runtime.keyring.reload()
+        except Exception as exc:  # noqa: BLE001 - start anyway; /readyz reports it
+            logger.warning("signing keys not loaded at startup: %s", type(exc).__name__)
+        try:
+            yield
+        finally:
+            await runtime.close()
+
+    return Litestar(
+        route_handlers=[TokenController, WellKnownController, HealthController],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=[lifespan],
+        logging_config=LoggingConfig(
+            root={"level": "INFO", "handlers": ["queue_listener"]},
+            log_exceptions="never",
+            disable_stack_trace={Exception},
+        ),
+        openapi_config=OpenAPIConfig(title="Portcullis auth", version="0.1.0", path="/schema"),
+        debug=False,
+    )

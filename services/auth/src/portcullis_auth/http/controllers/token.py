@@ -1,0 +1,65 @@
+"""POST /oauth/token (RFC 6749 §3.2)."""
+
+from __future__ import annotations
+
+from litestar import Controller, MediaType, Request, Response, route
+from litestar.datastructures import State
+from litestar.exceptions import MethodNotAllowedException
+
+from portcullis_auth.http.dependencies import request_client_ip
+from portcullis_auth.http.errors import NO_STORE
+from portcullis_auth.oauth2.errors import OAuth2Error
+from portcullis_auth.oauth2.grants.base import GrantContext
+from portcullis_auth.oauth2.request import TokenRequest, parse_form
+from portcullis_auth.oauth2.token_endpoint import handle_token_request
+from portcullis_auth.runtime import runtime_of
+from portcullis_auth.services.clients import ClientService
+from portcullis_auth.services.tokens import TokenService
+from portcullis_auth.services.users import UserService
+
+# A token request is a handful of short parameters.
+MAX_TOKEN_REQUEST_BYTES = 16 * 1024
+
+
+class TokenController(Controller):
+    path = "/oauth/token"
+
+    @route(
+        http_method=["GET", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+        status_code=405,
+    )
+    async def wrong_method(self) -> None:
+        raise MethodNotAllowedException(
+            "the token endpoint accepts POST only", headers={"Allow": "POST"}
+        )
+
+    @route(http_method="POST", request_max_body_size=MAX_TOKEN_REQUEST_BYTES)
+    async def token(
+        self, request: Request[object, object, State], state: State
+    ) -> Response[dict[str, object]]:
+        runtime = runtime_of(state)
+        token_request = TokenRequest(
+            form=parse_form(await request.body(), request.headers.get("content-type")),
+            authorization=request.headers.get("authorization"),
+            client_ip=request_client_ip(request, runtime),
+        )
+        async with runtime.sessionmaker() as session:
+            context = GrantContext(
+                tokens=TokenService(session, runtime.settings.tokens, runtime.keyring),
+                users=UserService(session, runtime.hasher),
+                throttle=runtime.throttle,
+                scopes=runtime.settings.scopes,
+                settings=runtime.settings.tokens,
+            )
+            try:
+                result = await handle_token_request(token_request, ClientService(session), context)
+            except OAuth2Error as error:
+                if error.keep_changes:
+                    await session.commit()
+                raise
+            # Committed before answering: a token is only handed out once it is recorded.
+            await session.commit()
+        return Response(
+            result.to_dict(), status_code=200, media_type=MediaType.JSON, headers=NO_STORE
+        )

@@ -1,0 +1,52 @@
+"""Discovery: JWKS (RFC 7517), server metadata (RFC 8414) and the scope list."""
+
+from __future__ import annotations
+
+from litestar import Controller, MediaType, Response, get
+from litestar.datastructures import State
+
+from portcullis_auth.oauth2.grants.registry import DEFAULT_GRANTS
+from portcullis_auth.runtime import runtime_of
+
+
+class WellKnownController(Controller):
+    @get("/.well-known/jwks.json", media_type="application/jwk-set+json")
+    async def jwks(self, state: State) -> Response[bytes]:
+        runtime = runtime_of(state)
+        return Response(
+            await runtime.keyring.jwks_json(),
+            media_type="application/jwk-set+json",
+            headers={"Cache-Control": f"public, max-age={runtime.settings.tokens.jwks_max_age}"},
+        )
+
+    @get("/.well-known/oauth-authorization-server", media_type=MediaType.JSON)
+    async def metadata(self, state: State) -> dict[str, object]:
+        runtime = runtime_of(state)
+        settings = runtime.settings
+        issuer = settings.tokens.issuer
+        return {
+            "issuer": issuer,
+            "token_endpoint": f"{issuer}/oauth/token",
+            "jwks_uri": f"{issuer}/.well-known/jwks.json",
+            "scopes_supported": sorted(settings.scopes.names),
+            "response_types_supported": [],
+            "grant_types_supported": DEFAULT_GRANTS.grant_types,
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
+            ],
+        }
+
+    @get("/oauth/scopes", media_type=MediaType.JSON)
+    async def scopes(self, state: State) -> list[dict[str, object]]:
+        runtime = runtime_of(state)
+        registry = runtime.settings.scopes
+        return [
+            {
+                "id": name,
+                "description": description,
+                "privileged": registry.is_privileged(name),
+            }
+            for name, description in sorted(registry.descriptions.items())
+        ]

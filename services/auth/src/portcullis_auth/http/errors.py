@@ -1,0 +1,93 @@
+"""Error responses: every failure answers `{error, error_description}` JSON.
+
+OAuth 2.0 errors carry their own code and status (RFC 6749 §5.2); Litestar's
+HTTP errors (404, 405, 413, ...) and unreachable backends are mapped into the
+same shape; anything unexpected is a bare `server_error`, never a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, MethodNotAllowedException
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+from portcullis_auth.keys.keyring import NoSigningKeyError
+from portcullis_auth.oauth2.errors import OAuth2Error, TemporarilyUnavailableError
+
+logger = logging.getLogger("portcullis.auth")
+
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+_HTTP_ERROR_CODES = {404: "not_found", 405: "invalid_request", 413: "invalid_request"}
+
+
+def error_response(
+    error: str, description: str, status_code: int, headers: dict[str, str] | None = None
+) -> Response[dict[str, str]]:
+    return Response(
+        {"error": error, "error_description": description},
+        status_code=status_code,
+        media_type=MediaType.JSON,
+        headers={**NO_STORE, **(headers or {})},
+    )
+
+
+def oauth2_error_handler(
+    _: Request[object, object, object], exc: OAuth2Error
+) -> Response[dict[str, str]]:
+    return error_response(exc.error, exc.description, exc.status_code, exc.headers)
+
+
+def http_error_handler(
+    _: Request[object, object, object], exc: HTTPException
+) -> Response[dict[str, str]]:
+    status = exc.status_code
+    headers = dict(exc.headers or {})
+    if isinstance(exc, MethodNotAllowedException) and "Allow" not in headers:
+        headers["Allow"] = "POST"
+    code = _HTTP_ERROR_CODES.get(status, "invalid_request" if status < 500 else "server_error")
+    description = exc.detail if status < 500 else "internal error"
+    return error_response(code, description, status, headers)
+
+
+def unavailable_handler(
+    _: Request[object, object, object], exc: Exception
+) -> Response[dict[str, str]]:
+    logger.warning("backend unavailable: %s", type(exc).__name__)
+    error = TemporarilyUnavailableError()
+    return error_response(error.error, error.description, error.status_code, error.headers)
+
+
+def no_key_handler(
+    _: Request[object, object, object], exc: NoSigningKeyError
+) -> Response[dict[str, str]]:
+    logger.error("%s", exc)
+    return error_response(
+        "temporarily_unavailable", "no signing key is active", 503, {"Retry-After": "5"}
+    )
+
+
+def internal_error_handler(
+    _: Request[object, object, object], exc: Exception
+) -> Response[dict[str, str]]:
+    logger.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    return error_response("server_error", "internal error", 500)
+
+
+EXCEPTION_HANDLERS = {
+    OAuth2Error: oauth2_error_handler,
+    HTTPException: http_error_handler,
+    OperationalError: unavailable_handler,
+    DBAPIError: unavailable_handler,
+    PoolTimeoutError: unavailable_handler,
+    OSError: unavailable_handler,
+    RedisConnectionError: unavailable_handler,
+    RedisTimeoutError: unavailable_handler,
+    NoSigningKeyError: no_key_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,137 @@
+"""The signing keys in memory: which one signs, and which are published.
+
+The signing key is the newest key whose `activates_at` has passed, worked out
+when read, so a rotation needs no job: `keys rotate` schedules a key far
+enough ahead that every JWKS cache has seen it before it signs. A key leaves
+the JWKS once every token it can have signed has expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portcullis_auth.db.models import SigningKey, utcnow
+from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.repositories.keys import SigningKeyRepository
+
+PrivateKey = RSAKey | ECKey | OKPKey
+
+# Re-read the key table at least this often. Rotation schedules a new key
+# `jwks_max_age + 60 s` ahead, so this must stay under 60 s.
+RELOAD_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedKey:
+    kid: str
+    algorithm: str
+    activates_at: datetime
+    public_jwk: dict[str, Any]
+    private_key: PrivateKey
+
+
+class NoSigningKeyError(Exception):
+    """No key has activated yet: run `portcullis install` or `portcullis keys generate`."""
+
+
+def import_private_key(algorithm: str, pem: bytes) -> PrivateKey:
+    if algorithm == "RS256":
+        return RSAKey.import_key(pem)
+    if algorithm == "ES256":
+        return ECKey.import_key(pem)
+    return OKPKey.import_key(pem)
+
+
+def retired(
+    keys: Sequence[SigningKey | LoadedKey], index: int, now: datetime, max_token_ttl: int
+) -> bool:
+    """A key is retired once a newer key took over longer ago than any token lives."""
+    for newer in keys[index + 1 :]:
+        if newer.activates_at <= now - timedelta(seconds=max_token_ttl):
+            return True
+    return False
+
+
+class KeyRing:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        sealer: KeySealer,
+        *,
+        max_token_ttl: int,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._sealer = sealer
+        self._max_token_ttl = max_token_ttl
+        self._keys: list[LoadedKey] = []
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self._jwks_cache: tuple[float, bytes] | None = None
+
+    async def reload(self) -> None:
+        async with self._sessionmaker() as session:
+            rows = await SigningKeyRepository(session).list()
+        loaded = []
+        for row in rows:
+            known = next((k for k in self._keys if k.kid == row.kid), None)
+            if known is None:
+                pem = self._sealer.unseal(row.sealed_private_key, row.kid)
+                known = LoadedKey(
+                    kid=row.kid,
+                    algorithm=row.algorithm,
+                    activates_at=row.activates_at,
+                    public_jwk=row.public_jwk,
+                    private_key=import_private_key(row.algorithm, pem),
+                )
+            loaded.append(known)
+        self._keys = loaded
+        self._loaded_at = time.monotonic()
+        self._jwks_cache = None
+
+    async def _fresh_keys(self) -> list[LoadedKey]:
+        """The keys, re-read when stale; the cached ones when the database is down."""
+        if time.monotonic() - self._loaded_at >= RELOAD_SECONDS:
+            async with self._lock:
+                if time.monotonic() - self._loaded_at >= RELOAD_SECONDS:
+                    try:
+                        await self.reload()
+                    except Exception:
+                        if not self._keys:
+                            raise
+                        # Keep serving what we have; try again in a few seconds.
+                        self._loaded_at = time.monotonic() - RELOAD_SECONDS + 5
+        return self._keys
+
+    async def signing_key(self) -> LoadedKey:
+        now = utcnow()
+        active = [key for key in await self._fresh_keys() if key.activates_at <= now]
+        if not active:
+            raise NoSigningKeyError(
+                "no active signing key: run `portcullis install` or `portcullis keys generate`"
+            )
+        return active[-1]
+
+    async def jwks_json(self) -> bytes:
+        """The JWKS document: public keys only, unique kids, retired keys left out."""
+        keys = await self._fresh_keys()
+        now_mono = time.monotonic()
+        if self._jwks_cache is not None and now_mono - self._jwks_cache[0] < 1.0:
+            return self._jwks_cache[1]
+        now = utcnow()
+        published = [
+            {**key.public_jwk, "kid": key.kid, "alg": key.algorithm, "use": "sig"}
+            for index, key in enumerate(keys)
+            if not retired(keys, index, now, self._max_token_ttl)
+        ]
+        document = json.dumps({"keys": published}, separators=(",", ":")).encode()
+        self._jwks_cache = (now_mono, document)
+        return document

@@ -1,0 +1,87 @@
+"""Creating and rotating signing keys (the `portcullis keys` commands use this)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from joserfc.jwk import ECKey, OKPKey, RSAKey
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portcullis_auth.db.models import SigningKey, utcnow
+from portcullis_auth.keys.keyring import PrivateKey, retired
+from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.repositories.keys import SigningKeyRepository
+
+# Rotation waits this long past the JWKS max-age, so every cache has the new
+# key before anything is signed with it.
+ROTATION_MARGIN = timedelta(seconds=60)
+
+
+def generate_private_key(algorithm: str) -> PrivateKey:
+    if algorithm == "RS256":
+        return RSAKey.generate_key(2048, private=True)
+    if algorithm == "ES256":
+        return ECKey.generate_key("P-256", private=True)
+    if algorithm == "EdDSA":
+        return OKPKey.generate_key("Ed25519", private=True)
+    raise ValueError(f"unsupported signing algorithm: {algorithm}")
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    kid: str
+    algorithm: str
+    created_at: datetime
+    activates_at: datetime
+    state: str
+    """pending, signing, published (verifies older tokens) or retired."""
+
+
+class SigningKeyService:
+    def __init__(self, session: AsyncSession, sealer: KeySealer) -> None:
+        self._keys = SigningKeyRepository(session)
+        self._sealer = sealer
+
+    async def generate(self, algorithm: str, activates_at: datetime | None = None) -> SigningKey:
+        private_key = generate_private_key(algorithm)
+        kid = private_key.thumbprint()
+        now = utcnow()
+        pem = private_key.as_pem(private=True)
+        return await self._keys.add(
+            SigningKey(
+                kid=kid,
+                algorithm=algorithm,
+                public_jwk=private_key.as_dict(private=False),
+                sealed_private_key=self._sealer.seal(pem, kid),
+                created_at=now,
+                activates_at=activates_at or now,
+            )
+        )
+
+    async def rotate(self, algorithm: str, jwks_max_age: int) -> SigningKey:
+        """Add a key that starts signing once every JWKS cache can have seen it."""
+        return await self.generate(
+            algorithm, activates_at=utcnow() + timedelta(seconds=jwks_max_age) + ROTATION_MARGIN
+        )
+
+    async def has_keys(self) -> bool:
+        return bool(await self._keys.list())
+
+    async def describe(self, max_token_ttl: int) -> list[KeyInfo]:
+        keys = await self._keys.list()
+        now = utcnow()
+        active = [key for key in keys if key.activates_at <= now]
+        signer = active[-1].kid if active else None
+        infos = []
+        for index, key in enumerate(keys):
+            if key.kid == signer:
+                state = "signing"
+            elif key.activates_at > now:
+                state = "pending"
+            elif retired(keys, index, now, max_token_ttl):
+                state = "retired"
+            else:
+                state = "published"
+            infos.append(KeyInfo(key.kid, key.algorithm, key.created_at, key.activates_at, state))
+        return infos

@@ -1,0 +1,88 @@
+"""One exception class per OAuth 2.0 error code (RFC 6749 §5.2, RFC 8707 §2)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class OAuth2Error(Exception):
+    """An error answered as `{"error", "error_description"}` JSON (RFC 6749 §5.2)."""
+
+    error: ClassVar[str] = "invalid_request"
+    status_code: ClassVar[int] = 400
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        headers: dict[str, str] | None = None,
+        keep_changes: bool = False,
+    ) -> None:
+        super().__init__(description)
+        self.description = description
+        self.headers = headers or {}
+        self.keep_changes = keep_changes
+        """Commit the request's writes despite the error (a detected reuse revokes a family)."""
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.error, "error_description": self.description}
+
+
+class InvalidRequestError(OAuth2Error):
+    error = "invalid_request"
+
+
+class InvalidClientError(OAuth2Error):
+    """§5.2: 401, with `WWW-Authenticate: Basic` when the client used Basic."""
+
+    error = "invalid_client"
+    status_code = 401
+
+    def __init__(self, description: str, *, used_basic: bool = False) -> None:
+        headers = {"WWW-Authenticate": 'Basic realm="portcullis"'} if used_basic else None
+        super().__init__(description, headers=headers)
+
+
+class InvalidGrantError(OAuth2Error):
+    error = "invalid_grant"
+
+
+class UnauthorizedClientError(OAuth2Error):
+    error = "unauthorized_client"
+
+
+class UnsupportedGrantTypeError(OAuth2Error):
+    error = "unsupported_grant_type"
+
+
+class InvalidScopeError(OAuth2Error):
+    error = "invalid_scope"
+
+
+class InvalidTargetError(OAuth2Error):
+    """RFC 8707 §2: the requested resource is not one the client may name."""
+
+    error = "invalid_target"
+
+
+class TooManyAttemptsError(OAuth2Error):
+    """Repeated password failures: back off (429 with Retry-After)."""
+
+    error = "temporarily_unavailable"
+    status_code = 429
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(
+            "too many failed attempts; try again later",
+            headers={"Retry-After": str(max(1, retry_after))},
+        )
+
+
+class TemporarilyUnavailableError(OAuth2Error):
+    """A backend (database, Redis) cannot be reached: 503, nothing issued."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def __init__(self, description: str = "the service is temporarily unavailable") -> None:
+        super().__init__(description, headers={"Retry-After": "1"})

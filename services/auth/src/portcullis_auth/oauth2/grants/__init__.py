@@ -1,0 +1,1 @@
+"""Grant types of the token endpoint, one class each, found through the registry."""

@@ -1,0 +1,1 @@
+"""All SQL of the auth service lives here, one repository per table family."""

@@ -1,0 +1,77 @@
+"""What the running auth service holds for its lifetime: engine, Redis, keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.datastructures import State
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from portcullis_auth.db.engine import create_engine, create_sessionmaker
+from portcullis_auth.keys.keyring import KeyRing
+from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.security.login_throttle import (
+    LoginThrottle,
+    MemoryLoginThrottle,
+    RedisLoginThrottle,
+)
+from portcullis_auth.security.passwords import PasswordHasher
+from portcullis_auth.settings import AuthSettings
+
+
+@dataclass(slots=True)
+class AuthRuntime:
+    settings: AuthSettings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    redis: Redis | None
+    keyring: KeyRing
+    hasher: PasswordHasher
+    throttle: LoginThrottle
+
+    @classmethod
+    def create(cls, settings: AuthSettings) -> AuthRuntime:
+        engine = create_engine(settings.database.url, pool_size=settings.database.pool_size)
+        sessionmaker = create_sessionmaker(engine)
+        redis = (
+            Redis.from_url(
+                settings.redis.url,
+                socket_timeout=2,
+                socket_connect_timeout=2,
+                health_check_interval=30,
+            )
+            if settings.redis.url
+            else None
+        )
+        throttle: LoginThrottle = (
+            RedisLoginThrottle(redis, settings.login, settings.redis.key_prefix)
+            if redis is not None
+            else MemoryLoginThrottle(settings.login)
+        )
+        tokens = settings.tokens
+        keyring = KeyRing(
+            sessionmaker,
+            KeySealer(settings.secret_key),
+            max_token_ttl=max(tokens.access_token_ttl, tokens.pat_max_ttl) + tokens.leeway,
+        )
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=sessionmaker,
+            redis=redis,
+            keyring=keyring,
+            hasher=PasswordHasher(),
+            throttle=throttle,
+        )
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+        await self.engine.dispose()
+
+
+def runtime_of(state: State) -> AuthRuntime:
+    """The runtime the app's lifespan stored in its state."""
+    runtime: AuthRuntime = state.runtime
+    return runtime

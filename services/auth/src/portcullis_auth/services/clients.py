@@ -1,0 +1,147 @@
+"""OAuth clients: registration, updates and authentication."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portcullis_auth.db.models import OAuthClient, utcnow
+from portcullis_auth.oauth2.client_auth import ClientCredentials
+from portcullis_auth.oauth2.errors import InvalidClientError
+from portcullis_auth.repositories.clients import ClientRepository
+from portcullis_auth.security.secrets import (
+    generate_client_id,
+    generate_secret,
+    hash_secret,
+    secret_matches,
+)
+
+GRANT_TYPES = ("password", "client_credentials", "refresh_token")
+# Grants that need a client able to keep a secret.
+CONFIDENTIAL_ONLY_GRANTS = frozenset({"password", "client_credentials"})
+
+
+class ClientConfigError(ValueError):
+    """A client configuration that cannot work; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSpec:
+    name: str
+    grant_types: Sequence[str]
+    scopes: Sequence[str]
+    default_scopes: Sequence[str] = ()
+    audiences: Sequence[str] = ("posts",)
+    redirect_uris: Sequence[str] = ()
+    public: bool = False
+    first_party: bool = False
+    personal_access: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedClient:
+    client: OAuthClient
+    secret: str | None
+    """Shown once; only its hash is stored."""
+
+
+def validate_client(
+    *,
+    grant_types: Sequence[str],
+    scopes: Sequence[str],
+    default_scopes: Sequence[str],
+    audiences: Sequence[str],
+    public: bool,
+    known_scopes: frozenset[str],
+) -> None:
+    unknown_grants = set(grant_types) - set(GRANT_TYPES)
+    if unknown_grants:
+        raise ClientConfigError(f"unknown grant types: {', '.join(sorted(unknown_grants))}")
+    if public and CONFIDENTIAL_ONLY_GRANTS & set(grant_types):
+        raise ClientConfigError("a public client can use neither password nor client_credentials")
+    unknown_scopes = set(scopes) - known_scopes
+    if unknown_scopes:
+        raise ClientConfigError(f"unknown scopes: {', '.join(sorted(unknown_scopes))}")
+    if not set(default_scopes) <= set(scopes):
+        raise ClientConfigError("default scopes must be among the client's scopes")
+    if not audiences:
+        raise ClientConfigError("a client needs at least one audience")
+
+
+class ClientService:
+    def __init__(self, session: AsyncSession) -> None:
+        self._clients = ClientRepository(session)
+
+    async def create(self, spec: ClientSpec, known_scopes: frozenset[str]) -> CreatedClient:
+        validate_client(
+            grant_types=spec.grant_types,
+            scopes=spec.scopes,
+            default_scopes=spec.default_scopes,
+            audiences=spec.audiences,
+            public=spec.public,
+            known_scopes=known_scopes,
+        )
+        secret = None if spec.public else generate_secret()
+        client = OAuthClient(
+            id=generate_client_id(),
+            name=spec.name,
+            secret_hash=None if secret is None else hash_secret(secret),
+            grant_types=list(dict.fromkeys(spec.grant_types)),
+            scopes=list(dict.fromkeys(spec.scopes)),
+            default_scopes=list(dict.fromkeys(spec.default_scopes)),
+            audiences=list(dict.fromkeys(spec.audiences)),
+            redirect_uris=list(spec.redirect_uris),
+            first_party=spec.first_party,
+            personal_access=spec.personal_access,
+            created_at=utcnow(),
+            revoked_at=None,
+        )
+        await self._clients.add(client)
+        return CreatedClient(client, secret)
+
+    async def get(self, client_id: str) -> OAuthClient | None:
+        return await self._clients.get(client_id)
+
+    async def list(self) -> list[OAuthClient]:
+        return await self._clients.list()
+
+    async def find_by_name(self, name: str) -> OAuthClient | None:
+        return await self._clients.find_by_name(name)
+
+    async def update(
+        self, client: OAuthClient, known_scopes: frozenset[str], **changes: object
+    ) -> None:
+        for name, value in changes.items():
+            if value is not None:
+                setattr(client, name, value)
+        validate_client(
+            grant_types=client.grant_types,
+            scopes=client.scopes,
+            default_scopes=client.default_scopes,
+            audiences=client.audiences,
+            public=client.is_public,
+            known_scopes=known_scopes,
+        )
+        await self._clients.save(client)
+
+    async def revoke(self, client: OAuthClient) -> None:
+        client.revoked_at = client.revoked_at or utcnow()
+        await self._clients.save(client)
+
+    async def authenticate(self, credentials: ClientCredentials) -> OAuthClient:
+        """The client these credentials prove, or `invalid_client` (RFC 6749 §5.2)."""
+        basic = credentials.used_basic
+        client = await self._clients.get(credentials.client_id)
+        if client is None or client.revoked_at is not None:
+            raise InvalidClientError("client authentication failed", used_basic=basic)
+        if client.secret_hash is None:
+            if credentials.client_secret:
+                raise InvalidClientError("a public client has no secret", used_basic=basic)
+            return client
+        if not credentials.client_secret or not secret_matches(
+            credentials.client_secret, client.secret_hash
+        ):
+            raise InvalidClientError("client authentication failed", used_basic=basic)
+        return client

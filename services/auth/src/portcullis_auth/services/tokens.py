@@ -1,0 +1,168 @@
+"""Issuing access tokens (RFC 9068 JWTs) and refresh tokens, and rotating them."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from joserfc import jwt
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portcullis_auth import events
+from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken, User, utcnow
+from portcullis_auth.keys.keyring import KeyRing
+from portcullis_auth.repositories.tokens import TokenRepository
+from portcullis_auth.security.secrets import generate_secret, hash_secret
+from portcullis_auth.settings import TokenSettings
+from portcullis_shared.claims import ACCESS_TOKEN_TYPE
+from portcullis_shared.scopes import format_scope
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAccessToken:
+    token: str
+    jti: uuid.UUID
+    expires_in: int
+    scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenResponse:
+    """RFC 6749 §5.1 successful response."""
+
+    access_token: IssuedAccessToken
+    refresh_token: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        body: dict[str, object] = {
+            "access_token": self.access_token.token,
+            "token_type": "Bearer",
+            "expires_in": self.access_token.expires_in,
+            "scope": format_scope(self.access_token.scopes),
+        }
+        if self.refresh_token is not None:
+            body["refresh_token"] = self.refresh_token
+        return body
+
+
+class TokenService:
+    def __init__(self, session: AsyncSession, settings: TokenSettings, keyring: KeyRing) -> None:
+        self._tokens = TokenRepository(session)
+        self._settings = settings
+        self._keyring = keyring
+
+    async def issue_access_token(
+        self,
+        *,
+        client: OAuthClient,
+        user: User | None,
+        scopes: frozenset[str],
+        audience: str,
+        sid: uuid.UUID | None = None,
+        ttl: int | None = None,
+    ) -> IssuedAccessToken:
+        """Sign an access token and record it. `user` None: it speaks for the client."""
+        key = await self._keyring.signing_key()
+        now = utcnow()
+        lifetime = ttl or self._settings.access_token_ttl
+        jti = uuid.uuid4()
+        sid = sid or jti
+        claims = {
+            "iss": self._settings.issuer,
+            "sub": str(user.id) if user is not None else client.id,
+            "aud": audience,
+            "exp": int(now.timestamp()) + lifetime,
+            "iat": int(now.timestamp()),
+            "jti": str(jti),
+            "client_id": client.id,
+            "scope": format_scope(scopes),
+            "sid": str(sid),
+        }
+        header = {"alg": key.algorithm, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
+        token = jwt.encode(header, claims, key.private_key, algorithms=[key.algorithm])
+        await self._tokens.add_access_token(
+            AccessToken(
+                jti=jti,
+                sid=sid,
+                client_id=client.id,
+                user_id=None if user is None else user.id,
+                scopes=sorted(scopes),
+                audience=audience,
+                kid=key.kid,
+                created_at=now,
+                expires_at=now + timedelta(seconds=lifetime),
+                revoked_at=None,
+            )
+        )
+        return IssuedAccessToken(token=token, jti=jti, expires_in=lifetime, scopes=scopes)
+
+    async def start_grant(
+        self,
+        *,
+        client: OAuthClient,
+        user: User | None,
+        grant_type: str,
+        scopes: frozenset[str],
+        audience: str,
+    ) -> tuple[Grant, str]:
+        """Open a refresh family and hand out its first refresh token."""
+        now = utcnow()
+        grant = await self._tokens.add_grant(
+            Grant(
+                id=uuid.uuid4(),
+                client_id=client.id,
+                user_id=None if user is None else user.id,
+                grant_type=grant_type,
+                scopes=sorted(scopes),
+                audience=audience,
+                created_at=now,
+                expires_at=now + timedelta(seconds=self._settings.refresh_family_ttl),
+                revoked_at=None,
+            )
+        )
+        refresh_token, row = self._new_refresh_token(grant, now)
+        await self._tokens.add_refresh_token(row)
+        return grant, refresh_token
+
+    async def find_refresh_token(self, refresh_token: str) -> tuple[RefreshToken, Grant] | None:
+        return await self._tokens.find_refresh_token(hash_secret(refresh_token))
+
+    async def rotate(self, token: RefreshToken, grant: Grant) -> str | None:
+        """Use `token` up and return its successor; None when another request won."""
+        now = utcnow()
+        refresh_token, successor = self._new_refresh_token(grant, now)
+        won = await self._tokens.rotate_refresh_token(token.id, successor, now)
+        return refresh_token if won else None
+
+    async def successor_is_unused(self, token: RefreshToken) -> bool:
+        child = await self._tokens.find_child(token.id)
+        return child is not None and child.used_at is None and child.revoked_at is None
+
+    async def revoke_grant(self, grant: Grant, reason: str) -> None:
+        await self._tokens.revoke_grant(grant.id, utcnow())
+        events.emit(
+            "grant_revoked",
+            logging.WARNING,
+            reason=reason,
+            sid=grant.id,
+            client=grant.client_id,
+            user=grant.user_id,
+        )
+
+    def _new_refresh_token(self, grant: Grant, now: datetime) -> tuple[str, RefreshToken]:
+        token = generate_secret()
+        expires_at = min(
+            now + timedelta(seconds=self._settings.refresh_token_ttl), grant.expires_at
+        )
+        row = RefreshToken(
+            id=uuid.uuid4(),
+            token_hash=hash_secret(token),
+            grant_id=grant.id,
+            created_at=now,
+            expires_at=expires_at,
+            used_at=None,
+            revoked_at=None,
+        )
+        return token, row

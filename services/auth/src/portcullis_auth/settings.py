@@ -1,0 +1,154 @@
+"""Typed settings of the auth service, read once from `PORTCULLIS_*` variables.
+
+One dataclass per concern; `get_settings()` reads the environment (and an
+optional `.env`) once per process. A missing or invalid value raises
+`SettingsError` naming the variable, and startup stops with that message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from portcullis_shared.environment import EnvReader, SettingsError, load_dotenv_file
+from portcullis_shared.scopes import DEFAULT_PRIVILEGED_SCOPES, DEFAULT_SCOPES, ScopeRegistry
+
+SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+DAY = 86_400
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    """Address the auth service binds to."""
+    port: int = 8000
+    """Port the auth service listens on."""
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """Peers whose `X-Forwarded-For` is believed (CIDRs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str = ""
+    """SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…"""
+    pool_size: int = 10
+    """Connections kept open per process (Postgres)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str | None = None
+    """Redis URL; None only in the embedded default, which counts in memory."""
+    key_prefix: str = "portcullis:"
+    """Prefix of every key the service writes."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    issuer: str = ""
+    """The auth service's public URL: the `iss` of every token."""
+    signing_algorithm: str = "RS256"
+    """JWS algorithm of new signing keys: RS256, ES256 or EdDSA."""
+    access_token_ttl: int = 900
+    """Access token lifetime, seconds."""
+    refresh_token_ttl: int = 30 * DAY
+    """Lifetime of each refresh token, seconds."""
+    refresh_family_ttl: int = 90 * DAY
+    """Lifetime of a refresh family (grant), seconds."""
+    refresh_grace: int = 10
+    """Seconds in which a same-client repeat of a rotated refresh token is not reuse."""
+    pat_ttl: int = 365 * DAY
+    """Default personal access token lifetime, seconds."""
+    pat_max_ttl: int = 365 * DAY
+    """Longest personal access token lifetime, seconds."""
+    jwks_max_age: int = 300
+    """`Cache-Control: max-age` of the JWKS, seconds."""
+    leeway: int = 30
+    """Clock leeway, seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoginSettings:
+    max_failures: int = 5
+    """Password failures per (username, client IP) before backing off."""
+    failure_window: int = 900
+    """Seconds a failure is remembered."""
+    max_backoff: int = 900
+    """Longest wait imposed after repeated failures, seconds."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    server: ServerSettings
+    database: DatabaseSettings
+    redis: RedisSettings
+    tokens: TokenSettings
+    login: LoginSettings
+    secret_key: bytes = field(repr=False)
+    """Master secret (≥ 32 random bytes); seals signing keys."""
+    scopes: ScopeRegistry = field(default_factory=ScopeRegistry)
+    """Configured scopes with their descriptions."""
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, require_redis: bool = True
+    ) -> AuthSettings:
+        env = EnvReader(environ)
+        redis_url = (
+            env.url("REDIS_URL", schemes=("redis", "rediss", "unix"))
+            if require_redis or env.raw("REDIS_URL")
+            else None
+        )
+        refresh_ttl = env.integer("REFRESH_TOKEN_TTL", 30 * DAY, minimum=60)
+        pat_max_ttl = env.integer("PAT_MAX_TTL", 365 * DAY, minimum=60)
+        try:
+            scopes = ScopeRegistry(
+                descriptions=env.json_object("SCOPES") or dict(DEFAULT_SCOPES),
+                privileged=frozenset(
+                    env.words("PRIVILEGED_SCOPES", tuple(DEFAULT_PRIVILEGED_SCOPES))
+                ),
+            )
+        except ValueError as exc:
+            raise SettingsError(
+                f"PORTCULLIS_SCOPES / PORTCULLIS_PRIVILEGED_SCOPES: {exc}"
+            ) from None
+        return cls(
+            server=ServerSettings(
+                host=env.text("HOST", "127.0.0.1"),
+                port=env.integer("PORT", 8000, minimum=1, maximum=65535),
+                trusted_proxies=env.networks("TRUSTED_PROXIES"),
+            ),
+            database=DatabaseSettings(
+                url=env.url("DATABASE_URL", schemes=("postgresql+asyncpg", "sqlite+aiosqlite")),
+                pool_size=env.integer("DATABASE_POOL_SIZE", 10, minimum=1),
+            ),
+            redis=RedisSettings(url=redis_url, key_prefix=env.text("REDIS_PREFIX", "portcullis:")),
+            tokens=TokenSettings(
+                issuer=env.url("ISSUER", schemes=("http", "https")),
+                signing_algorithm=env.choice("SIGNING_ALG", "RS256", SIGNING_ALGORITHMS),
+                access_token_ttl=env.integer("ACCESS_TOKEN_TTL", 900, minimum=10),
+                refresh_token_ttl=refresh_ttl,
+                refresh_family_ttl=env.integer("REFRESH_FAMILY_TTL", 90 * DAY, minimum=refresh_ttl),
+                refresh_grace=env.integer("REFRESH_GRACE", 10, minimum=0, maximum=60),
+                pat_ttl=env.integer("PAT_TTL", 365 * DAY, minimum=60, maximum=pat_max_ttl),
+                pat_max_ttl=pat_max_ttl,
+                jwks_max_age=env.integer("JWKS_MAX_AGE", 300, minimum=0, maximum=DAY),
+                leeway=env.integer("LEEWAY", 30, minimum=0, maximum=60),
+            ),
+            login=LoginSettings(
+                max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
+                failure_window=env.integer("LOGIN_FAILURE_WINDOW", 900, minimum=1),
+                max_backoff=env.integer("LOGIN_MAX_BACKOFF", 900, minimum=1),
+            ),
+            secret_key=env.secret_key("SECRET_KEY"),
+            scopes=scopes,
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> AuthSettings:
+    """The process's settings, read once (with `.env` when present)."""
+    load_dotenv_file()
+    return AuthSettings.from_env()
