@@ -105,8 +105,7 @@ class Seed:
             )
             return created.client.id, created.secret
 
-        result = await self.run(work)
-        return result  # type: ignore[return-value]
+        return await self.run(work)  # type: ignore[return-value]
 
 
 @pytest.fixture

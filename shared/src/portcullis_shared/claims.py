@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-ACCESS_TOKEN_TYPE = "at+jwt"
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 """RFC 9068 §2.1: the `typ` header of every access token."""
 
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "sid")

@@ -96,7 +96,8 @@ class EnvReader:
         scheme = value.split(":", 1)[0].lower() if ":" in value else ""
         if scheme not in schemes:
             raise SettingsError(
-                f"{PREFIX}{name} must be a URL starting with {' or '.join(s + '://' for s in schemes)}, got {value!r}"
+                f"{PREFIX}{name} must be a URL starting with "
+                f"{' or '.join(s + '://' for s in schemes)}, got {value!r}"
             )
         return value.rstrip("/") if scheme in {"http", "https"} else value
 
@@ -123,7 +124,8 @@ class EnvReader:
             isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
         ):
             raise SettingsError(
-                f'{PREFIX}{name} must be a JSON object of strings, e.g. {{"read-posts": "Read posts"}}'
+                f"{PREFIX}{name} must be a JSON object of strings, "
+                """e.g. {"read-posts": "Read posts"}"""
             )
         return parsed
 
@@ -134,7 +136,8 @@ class EnvReader:
         if decoded is None or len(decoded) < min_bytes:
             raise SettingsError(
                 f"{PREFIX}{name} must be at least {min_bytes} random bytes, written as hex or "
-                f'base64url (try: python -c "import secrets; print(secrets.token_hex({min_bytes}))")'
+                "base64url (try: python -c "
+                f'"import secrets; print(secrets.token_hex({min_bytes}))")'
             )
         if len(set(decoded)) < 8:
             raise SettingsError(f"{PREFIX}{name} does not look random; generate a fresh one")

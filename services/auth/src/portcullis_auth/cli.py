@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -26,11 +29,12 @@ from portcullis_auth.services.clients import (
     CreatedClient,
 )
 from portcullis_auth.services.users import UserExistsError, UserService
-from portcullis_auth.settings import AuthSettings, SettingsError, get_settings
+from portcullis_auth.settings import AuthSettings, get_settings
+from portcullis_shared.environment import SettingsError
 
 T = TypeVar("T")
 
-PASSWORD_CLIENT_NAME = "Portcullis Password Grant Client"
+PASSWORD_CLIENT_NAME = "Portcullis Password Grant Client"  # noqa: S105 - a name
 PERSONAL_ACCESS_CLIENT_NAME = "Portcullis Personal Access Client"
 
 
@@ -41,9 +45,12 @@ def load_settings() -> AuthSettings:
         raise click.ClickException(f"configuration: {exc}") from None
 
 
-def run_in_session(work: Callable[[AsyncSession, AuthSettings], Awaitable[T]]) -> T:
+def run_in_session(
+    work: Callable[[AsyncSession, AuthSettings], Awaitable[T]],
+    settings: AuthSettings | None = None,
+) -> T:
     """Run `work` in one transaction, committed when it returns."""
-    settings = load_settings()
+    settings = settings or load_settings()
 
     async def runner() -> T:
         engine = create_engine(settings.database.url)
@@ -185,7 +192,8 @@ def keys_list() -> None:
 
     for info in run_in_session(work):
         click.echo(
-            f"{info.kid}  {info.algorithm:6} {info.state:9} activates {info.activates_at.isoformat()}"
+            f"{info.kid}  {info.algorithm:6} {info.state:9} "
+            f"activates {info.activates_at.isoformat()}"
         )
 
 
@@ -426,6 +434,56 @@ def user_create(email: str, admin: bool, password_stdin: bool, as_json: bool) ->
 @main.group()
 def serve() -> None:
     """Run a service."""
+
+
+@main.command()
+@click.option("--port", type=int, default=8000, show_default=True, help="Auth service port.")
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".portcullis"),
+    show_default=True,
+    help="Folder for the embedded database and dev secrets.",
+)
+def dev(port: int, data: Path) -> None:
+    """Run the stack on embedded defaults: SQLite, 127.0.0.1, installs itself."""
+    import uvicorn  # noqa: PLC0415 - only serving commands need the server
+
+    from portcullis_auth.dev import DEMO_EMAIL, DevState, banner, dev_settings  # noqa: PLC0415
+    from portcullis_auth.http.app import create_app  # noqa: PLC0415
+
+    state = DevState.load_or_create(data)
+    try:
+        settings = dev_settings(state, port)
+    except SettingsError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    upgrade(settings.database.url)
+
+    async def first_run(session: AsyncSession, settings: AuthSettings) -> dict[str, object]:
+        created = await install_defaults(session, settings)
+        users = UserService(session, PasswordHasher())
+        with contextlib.suppress(UserExistsError):
+            await users.create(DEMO_EMAIL, state.demo_password)
+        return created
+
+    created = run_in_session(first_run, settings)
+    password_client = created.get("password_client")
+    if isinstance(password_client, dict):
+        state = dataclasses.replace(
+            state,
+            password_client_id=str(password_client["client_id"]),
+            password_client_secret=str(password_client["client_secret"]),
+        )
+        state.save()
+    click.echo(banner(state, settings))
+    uvicorn.run(
+        create_app(settings),
+        host="127.0.0.1",
+        port=port,
+        access_log=False,
+        proxy_headers=False,
+        log_level="info",
+    )
 
 
 @serve.command("auth")

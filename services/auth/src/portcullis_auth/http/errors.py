@@ -8,6 +8,7 @@ same shape; anything unexpected is a bare `server_error`, never a trace.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, MethodNotAllowedException
@@ -37,15 +38,11 @@ def error_response(
     )
 
 
-def oauth2_error_handler(
-    _: Request[object, object, object], exc: OAuth2Error
-) -> Response[dict[str, str]]:
+def oauth2_error_handler(_: Request[Any, Any, Any], exc: OAuth2Error) -> Response[dict[str, str]]:
     return error_response(exc.error, exc.description, exc.status_code, exc.headers)
 
 
-def http_error_handler(
-    _: Request[object, object, object], exc: HTTPException
-) -> Response[dict[str, str]]:
+def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
     status = exc.status_code
     headers = dict(exc.headers or {})
     if isinstance(exc, MethodNotAllowedException) and "Allow" not in headers:
@@ -55,26 +52,20 @@ def http_error_handler(
     return error_response(code, description, status, headers)
 
 
-def unavailable_handler(
-    _: Request[object, object, object], exc: Exception
-) -> Response[dict[str, str]]:
+def unavailable_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     logger.warning("backend unavailable: %s", type(exc).__name__)
     error = TemporarilyUnavailableError()
     return error_response(error.error, error.description, error.status_code, error.headers)
 
 
-def no_key_handler(
-    _: Request[object, object, object], exc: NoSigningKeyError
-) -> Response[dict[str, str]]:
+def no_key_handler(_: Request[Any, Any, Any], exc: NoSigningKeyError) -> Response[dict[str, str]]:
     logger.error("%s", exc)
     return error_response(
         "temporarily_unavailable", "no signing key is active", 503, {"Retry-After": "5"}
     )
 
 
-def internal_error_handler(
-    _: Request[object, object, object], exc: Exception
-) -> Response[dict[str, str]]:
+def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     logger.error("unhandled %s", type(exc).__name__, exc_info=exc)
     return error_response("server_error", "internal error", 500)
 

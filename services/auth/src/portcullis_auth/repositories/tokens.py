@@ -67,7 +67,7 @@ class TokenRepository:
             .values(used_at=now)
             .returning(RefreshToken.id, RefreshToken.grant_id)
         )
-        if self._session.bind.dialect.name == "postgresql":
+        if self._session.get_bind().dialect.name == "postgresql":
             used = mark_used.cte("used")
             statement = (
                 insert(RefreshToken)

@@ -51,7 +51,7 @@ class RedisLoginThrottle:
 
     async def retry_after(self, username: str, client_ip: str) -> int:
         key = self._prefix + throttle_key(username, client_ip)
-        failures, last = await self._redis.hmget(key, ["failures", "last"])  # type: ignore[misc]
+        failures, last = await self._redis.hmget(key, ["failures", "last"])
         if failures is None:
             return 0
         return _delay(int(failures), float(last or 0), self._settings, time.time())

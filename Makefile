@@ -1,0 +1,37 @@
+# Portcullis developer commands. `make` alone lists them.
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: help install dev test lint format lock
+
+help: ## List the commands
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: $(VENV)/.installed ## Create .venv and install the pinned requirements
+
+$(VENV)/.installed: requirements.txt shared/pyproject.toml services/auth/pyproject.toml services/resource/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $@
+
+dev: install ## Run the stack on embedded defaults (SQLite, data in .portcullis/)
+	$(BIN)/portcullis dev
+
+test: install ## Run every test (needs Postgres and Redis, or a Docker engine)
+	$(BIN)/pytest
+
+lint: install ## ruff check, ruff format --check and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: install ## Format and auto-fix
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lock: ## Re-pin requirements.txt from the pyproject files (needs uv)
+	uv lock
+	uv export --frozen --all-groups --no-emit-project --no-hashes --format requirements-txt -o requirements.txt
