@@ -1,0 +1,67 @@
+"""Backends failing: answers are 503 in RFC 6749 form, nothing is issued."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from portcullis_auth.http.app import create_app
+from portcullis_auth.settings import AuthSettings
+from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, basic_auth
+from tests.infrastructure import drop_database
+
+
+async def test_database_down_gives_503_and_jwks_is_still_served(
+    http: AsyncTestClient[Litestar], seed: Seed, postgres_url: str, database_url: str
+) -> None:
+    client_id, secret = await seed.client()
+    assert secret is not None
+    jwks_before = await http.get("/.well-known/jwks.json")
+    assert jwks_before.status_code == 200
+
+    await drop_database(postgres_url, database_url.rsplit("/", 1)[1])
+
+    response = await http.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        headers=basic_auth(client_id, secret),
+    )
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "access_token" not in response.text
+    assert response.headers["retry-after"]
+    jwks = await http.get("/.well-known/jwks.json")
+    assert jwks.status_code == 200
+    assert jwks.json() == jwks_before.json()
+    ready = await http.get("/readyz")
+    assert ready.status_code == 503
+
+
+async def test_redis_down_fails_password_grant_closed(settings: AuthSettings, seed: Seed) -> None:
+    await seed.user()
+    client_id, secret = await seed.client()
+    assert secret is not None
+    broken = AuthSettings.from_env(
+        {
+            "PORTCULLIS_ISSUER": ISSUER,
+            "PORTCULLIS_DATABASE_URL": settings.database.url,
+            # Nothing listens on port 1: the throttle cannot count failures.
+            "PORTCULLIS_REDIS_URL": "redis://127.0.0.1:1/0",
+            "PORTCULLIS_SECRET_KEY": settings.secret_key.hex(),
+        }
+    )
+    async with AsyncTestClient(app=create_app(broken), base_url=ISSUER) as http:
+        response = await http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "password",
+                "username": "ada@example.com",
+                "password": USER_PASSWORD,
+            },
+            headers=basic_auth(client_id, secret),
+        )
+        assert response.status_code == 503
+        assert response.json()["error"] == "temporarily_unavailable"
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["redis"] == "unavailable"

@@ -1,0 +1,89 @@
+"""Signing keys: which key signs, which are published, rotation without failures."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import timedelta
+
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portcullis_auth.db.models import SigningKey, utcnow
+from portcullis_auth.keys.keyring import retired
+from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.keys.service import ROTATION_MARGIN, SigningKeyService
+from portcullis_auth.settings import AuthSettings
+from tests.auth.conftest import Seed, basic_auth
+
+
+def header_kid(token: str) -> str:
+    head = token.split(".", maxsplit=1)[0]
+    return str(json.loads(base64.urlsafe_b64decode(head + "=" * (-len(head) % 4)))["kid"])
+
+
+async def test_rotated_key_is_published_before_it_signs(
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+) -> None:
+    client_id, secret = await seed.client()
+    assert secret is not None
+    old = (await http.get("/.well-known/jwks.json")).json()["keys"]
+    assert len(old) == 1
+
+    async def rotate(session: AsyncSession) -> SigningKey:
+        service = SigningKeyService(session, KeySealer(settings.secret_key))
+        return await service.rotate("RS256", settings.tokens.jwks_max_age)
+
+    new_key = await seed.run(rotate)
+    assert isinstance(new_key, SigningKey)
+    assert new_key.activates_at >= utcnow() + timedelta(seconds=settings.tokens.jwks_max_age)
+
+    http.app.state.runtime.keyring._loaded_at = float("-inf")  # as after RELOAD_SECONDS
+    published = {key["kid"] for key in (await http.get("/.well-known/jwks.json")).json()["keys"]}
+    assert published == {old[0]["kid"], new_key.kid}
+    token = (
+        await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic_auth(client_id, secret),
+        )
+    ).json()["access_token"]
+    assert header_kid(token) == old[0]["kid"]
+
+
+async def test_jwks_kids_are_unique_and_public_only(
+    http: AsyncTestClient[Litestar], seed: Seed
+) -> None:
+    await seed.signing_key()
+    http.app.state.runtime.keyring._loaded_at = float("-inf")
+    response = await http.get("/.well-known/jwks.json")
+    keys = response.json()["keys"]
+    assert len(keys) == 2
+    assert len({key["kid"] for key in keys}) == 2
+    assert all(not {"d", "p", "q", "dp", "dq", "qi"} & set(key) for key in keys)
+    assert response.headers["cache-control"] == "public, max-age=300"
+
+
+async def test_private_keys_are_sealed_at_rest(seed: Seed, settings: AuthSettings) -> None:
+    async def rows(session: AsyncSession) -> list[SigningKey]:
+        return list((await session.execute(select(SigningKey))).scalars())
+
+    stored = await seed.run(rows)
+    assert isinstance(stored, list)
+    for row in stored:
+        assert b"PRIVATE KEY" not in row.sealed_private_key
+        assert b"PRIVATE KEY" in KeySealer(settings.secret_key).unseal(
+            row.sealed_private_key, row.kid
+        )
+
+
+def test_key_retires_once_every_token_it_signed_has_expired() -> None:
+    now = utcnow()
+    old = SigningKey(kid="old", activates_at=now - timedelta(days=10))
+    recent = SigningKey(kid="new", activates_at=now - timedelta(seconds=100))
+    assert not retired([old, recent], 0, now, max_token_ttl=900)
+    assert retired([old, recent], 0, now, max_token_ttl=60)
+    assert not retired([old, recent], 1, now, max_token_ttl=60)
+    assert ROTATION_MARGIN.total_seconds() == 60
