@@ -12,7 +12,6 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from portcullis_auth.db.engine import create_engine, create_sessionmaker
 from portcullis_auth.http.app import create_app
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.keys.service import SigningKeyService
@@ -20,6 +19,7 @@ from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.services.clients import ClientService, ClientSpec
 from portcullis_auth.services.users import UserService
 from portcullis_auth.settings import AuthSettings
+from portcullis_shared.sql import create_engine, create_sessionmaker
 
 ISSUER = "http://auth.test"
 USER_PASSWORD = "correct horse battery staple"

@@ -27,6 +27,7 @@ class AccessTokenClaims(msgspec.Struct, frozen=True, kw_only=True):
     client_id: str
     scope: str
     sid: str
+    nbf: int | None = None
 
     @property
     def is_client_token(self) -> bool:

@@ -12,6 +12,7 @@ import binascii
 import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -97,7 +98,7 @@ class EnvReader:
         if scheme not in schemes:
             raise SettingsError(
                 f"{PREFIX}{name} must be a URL starting with "
-                f"{' or '.join(s + '://' for s in schemes)}, got {value!r}"
+                f"{' or '.join(s + '://' for s in schemes)}, got {redact_password(value)!r}"
             )
         return value.rstrip("/") if scheme in {"http", "https"} else value
 
@@ -142,6 +143,17 @@ class EnvReader:
         if len(set(decoded)) < 8:
             raise SettingsError(f"{PREFIX}{name} does not look random; generate a fresh one")
         return decoded
+
+
+# [scheme://]user:password@ -> [scheme://]user:***@, up to the last "@" (over-redacting is safe).
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*):.*@")
+_BARE_PASSWORD = re.compile(r"^([^:@/]*):.*@")
+
+
+def redact_password(url: str) -> str:
+    """The URL with the password of its userinfo hidden, for error messages."""
+    pattern = _URL_PASSWORD if "://" in url else _BARE_PASSWORD
+    return pattern.sub(r"\1:***@", url, count=1)
 
 
 def decode_secret(value: str) -> bytes | None:

@@ -15,7 +15,6 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portcullis_auth.db.engine import create_engine, create_sessionmaker
 from portcullis_auth.db.migrate import upgrade
 from portcullis_auth.db.models import OAuthClient
 from portcullis_auth.keys.sealing import KeySealer
@@ -31,6 +30,7 @@ from portcullis_auth.services.clients import (
 from portcullis_auth.services.users import UserExistsError, UserService
 from portcullis_auth.settings import AuthSettings, get_settings
 from portcullis_shared.environment import SettingsError
+from portcullis_shared.sql import create_engine, create_sessionmaker
 
 T = TypeVar("T")
 

@@ -8,9 +8,9 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from portcullis_auth.db.engine import create_engine, create_sessionmaker
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.revocation.publisher import RevocationPublisher
 from portcullis_auth.security.login_throttle import (
     LoginThrottle,
     MemoryLoginThrottle,
@@ -18,6 +18,11 @@ from portcullis_auth.security.login_throttle import (
 )
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.settings import AuthSettings
+from portcullis_shared.sql import create_engine, create_sessionmaker
+
+
+class RedisPolicyError(RuntimeError):
+    """Redis could evict revocations; the message says how to fix it."""
 
 
 @dataclass(slots=True)
@@ -29,6 +34,7 @@ class AuthRuntime:
     keyring: KeyRing
     hasher: PasswordHasher
     throttle: LoginThrottle
+    publisher: RevocationPublisher | None
 
     @classmethod
     def create(cls, settings: AuthSettings) -> AuthRuntime:
@@ -51,9 +57,12 @@ class AuthRuntime:
         )
         tokens = settings.tokens
         keyring = KeyRing(
-            sessionmaker,
-            KeySealer(settings.secret_key),
-            max_token_ttl=max(tokens.access_token_ttl, tokens.pat_max_ttl) + tokens.leeway,
+            sessionmaker, KeySealer(settings.secret_key), max_token_ttl=tokens.max_token_ttl
+        )
+        publisher = (
+            RevocationPublisher(redis, sessionmaker, settings.redis.key_prefix)
+            if redis is not None
+            else None
         )
         return cls(
             settings=settings,
@@ -63,7 +72,19 @@ class AuthRuntime:
             keyring=keyring,
             hasher=PasswordHasher(),
             throttle=throttle,
+            publisher=publisher,
         )
+
+    async def check_redis_policy(self) -> None:
+        """Refuse a Redis that may evict keys: an evicted revocation would un-revoke a token."""
+        if self.redis is None:
+            return
+        policy = (await self.redis.info("memory")).get("maxmemory_policy")
+        if policy != "noeviction":
+            raise RedisPolicyError(
+                f"Redis maxmemory-policy is {policy!r}; Portcullis needs 'noeviction' "
+                "(set `maxmemory-policy noeviction` in redis.conf or with CONFIG SET)"
+            )
 
     async def close(self) -> None:
         if self.redis is not None:

@@ -68,6 +68,11 @@ class TokenSettings:
     leeway: int = 30
     """Clock leeway, seconds."""
 
+    @property
+    def max_token_ttl(self) -> int:
+        """The longest any access token can stay valid, leeway included."""
+        return max(self.access_token_ttl, self.pat_max_ttl) + self.leeway
+
 
 @dataclass(frozen=True, slots=True)
 class LoginSettings:

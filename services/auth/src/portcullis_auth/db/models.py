@@ -7,29 +7,15 @@ is issued behind the caller's back. Times are timezone-aware UTC.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, LargeBinary, String, TypeDecorator
-from sqlalchemy.engine import Dialect
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from portcullis_shared.sql import UTCDateTime, utcnow
 
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware datetime on every backend (SQLite stores naive values)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value
+__all__ = ["utcnow"]
 
 
 class Base(DeclarativeBase):
@@ -154,5 +140,24 @@ class AccessToken(Base):
     )
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+class Revocation(Base):
+    """One revocation, in the order it happened: the source of the Redis list.
+
+    `kind` is jti, sid, user or client. For jti and sid, `subject` is the
+    token or grant id and the entry matters until `expires_at`; for user and
+    client, `cutoff` is the whole second at or before which tokens are revoked.
+    The id is the sequence number Redis is compared with.
+    """
+
+    __tablename__ = "revocations"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))
+    subject: Mapped[str] = mapped_column(String(100))
+    cutoff: Mapped[int | None]
+    expires_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_revocations_expires_at", "expires_at"),)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -9,6 +11,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
+from redis.exceptions import RedisError
 
 from portcullis_auth.http.controllers.health import HealthController
 from portcullis_auth.http.controllers.token import TokenController
@@ -28,13 +31,25 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         runtime = AuthRuntime.create(resolved)
         app.state.runtime = runtime
+        sync_task = None
         try:
-            await runtime.keyring.reload()
-        except Exception as exc:  # noqa: BLE001 - start anyway; /readyz reports it
-            logger.warning("signing keys not loaded at startup: %s", type(exc).__name__)
-        try:
+            try:
+                await runtime.check_redis_policy()
+            except (RedisError, OSError) as exc:
+                # Not fatal: throttling answers 503 and the sync loop rebuilds when it is back.
+                logger.warning("Redis unreachable at startup: %s", type(exc).__name__)
+            try:
+                await runtime.keyring.reload()
+            except Exception as exc:  # noqa: BLE001 - start anyway; /readyz reports it
+                logger.warning("signing keys not loaded at startup: %s", type(exc).__name__)
+            if runtime.publisher is not None:
+                sync_task = asyncio.create_task(runtime.publisher.run_forever())
             yield
         finally:
+            if sync_task is not None:
+                sync_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync_task
             await runtime.close()
 
     return Litestar(

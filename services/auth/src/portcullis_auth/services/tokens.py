@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from joserfc import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from portcullis_auth import events
 from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken, User, utcnow
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.repositories.tokens import TokenRepository
+from portcullis_auth.revocation.recorder import RevocationRecorder
 from portcullis_auth.security.secrets import generate_secret, hash_secret
 from portcullis_auth.settings import TokenSettings
 from portcullis_shared.claims import ACCESS_TOKEN_TYPE
@@ -52,6 +53,8 @@ class TokenService:
         self._tokens = TokenRepository(session)
         self._settings = settings
         self._keyring = keyring
+        self.revocations = RevocationRecorder(session, max_token_ttl=settings.max_token_ttl)
+        """Revocations this request made; they reach Redis once committed."""
 
     async def issue_access_token(
         self,
@@ -67,14 +70,15 @@ class TokenService:
         key = await self._keyring.signing_key()
         now = utcnow()
         lifetime = ttl or self._settings.access_token_ttl
+        issued_at = int(now.timestamp())
         jti = uuid.uuid4()
         sid = sid or jti
         claims = {
             "iss": self._settings.issuer,
             "sub": str(user.id) if user is not None else client.id,
             "aud": audience,
-            "exp": int(now.timestamp()) + lifetime,
-            "iat": int(now.timestamp()),
+            "exp": issued_at + lifetime,
+            "iat": issued_at,
             "jti": str(jti),
             "client_id": client.id,
             "scope": format_scope(scopes),
@@ -92,7 +96,7 @@ class TokenService:
                 audience=audience,
                 kid=key.kid,
                 created_at=now,
-                expires_at=now + timedelta(seconds=lifetime),
+                expires_at=datetime.fromtimestamp(issued_at + lifetime, UTC),  # == exp
                 revoked_at=None,
             )
         )
@@ -141,7 +145,13 @@ class TokenService:
         return child is not None and child.used_at is None and child.revoked_at is None
 
     async def revoke_grant(self, grant: Grant, reason: str) -> None:
-        await self._tokens.revoke_grant(grant.id, utcnow())
+        now = utcnow()
+        await self._tokens.revoke_grant(grant.id, now)
+        # Every access token of the family expires within one access-token lifetime.
+        await self.revocations.grant(
+            grant.id,
+            now + timedelta(seconds=self._settings.access_token_ttl + self._settings.leeway),
+        )
         events.emit(
             "grant_revoked",
             logging.WARNING,

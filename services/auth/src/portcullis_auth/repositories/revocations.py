@@ -1,0 +1,34 @@
+"""The revocations table: append, read in order, find the newest."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portcullis_auth.db.models import Revocation
+
+
+class RevocationRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, revocation: Revocation) -> Revocation:
+        self._session.add(revocation)
+        await self._session.flush()
+        return revocation
+
+    async def latest_id(self) -> int:
+        result = await self._session.execute(select(func.coalesce(func.max(Revocation.id), 0)))
+        return int(result.scalar_one())
+
+    async def live_after(self, after_id: int, now: datetime, limit: int) -> list[Revocation]:
+        """Unexpired entries with an id above `after_id`, in order."""
+        result = await self._session.execute(
+            select(Revocation)
+            .where(Revocation.id > after_id, Revocation.expires_at > now)
+            .order_by(Revocation.id)
+            .limit(limit)
+        )
+        return list(result.scalars())

@@ -1,0 +1,1 @@
+"""Revocations: recorded in Postgres first, then copied to the Redis list."""

@@ -1,0 +1,129 @@
+"""Copying revocations to Redis, and keeping the copy whole.
+
+Every push advances the sequence number in Redis to the newest row id it
+carried. Once a second `sync` compares that sequence with Postgres: when
+Redis is behind, the missing rows are pushed; when the marker is gone (a
+restart, a flush, a failover to an empty replica) or Redis claims more than
+Postgres has, the list is rebuilt from Postgres and only then is the marker
+set again. Resource services refuse every token while the marker is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from portcullis_auth.db.models import Revocation, utcnow
+from portcullis_auth.repositories.revocations import RevocationRepository
+from portcullis_shared.revocation import RevocationKeys
+
+logger = logging.getLogger("portcullis.revocations")
+
+BATCH = 5_000
+PUSH_DEADLINE = 1.0
+SYNC_INTERVAL = 1.0
+
+# Raise the sequence, never lower it: pushes may land out of order.
+_ADVANCE = """
+local current = tonumber(redis.call('GET', KEYS[1]) or '0')
+if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+"""
+
+
+class RevocationNotLandedError(Exception):
+    """Committed in Postgres, not yet in Redis: the sync loop will land it."""
+
+
+class RevocationPublisher:
+    def __init__(
+        self, redis: Redis, sessionmaker: async_sessionmaker[AsyncSession], prefix: str
+    ) -> None:
+        self._redis = redis
+        self._sessionmaker = sessionmaker
+        self.keys = RevocationKeys(prefix)
+        self._advance = redis.register_script(_ADVANCE)
+
+    async def push(self, rows: Sequence[Revocation]) -> None:
+        if not rows:
+            return
+        now = time.time()
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for row in rows:
+                ttl = max(1, int(row.expires_at.timestamp() - now) + 1)
+                key = getattr(self.keys, row.kind)(row.subject)
+                pipe.set(key, row.cutoff if row.cutoff is not None else 1, ex=ttl)
+            await pipe.execute()
+        await self._advance(keys=[self.keys.sequence], args=[max(row.id for row in rows)])
+
+    async def push_within_deadline(
+        self, rows: Sequence[Revocation], deadline: float = PUSH_DEADLINE
+    ) -> None:
+        """Retry the push until it lands; raise RevocationNotLandedError after `deadline`."""
+        if not rows:
+            return
+        stop = time.monotonic() + deadline
+        while True:
+            try:
+                async with asyncio.timeout(max(0.05, stop - time.monotonic())):
+                    await self.push(rows)
+                return
+            except (RedisError, OSError, TimeoutError):
+                if time.monotonic() >= stop:
+                    raise RevocationNotLandedError from None
+                await asyncio.sleep(0.05)
+
+    async def sync(self) -> str:
+        """Bring Redis level with Postgres; says what it did: ok, caught-up or rebuilt."""
+        marker, sequence = await self._redis.mget([self.keys.marker, self.keys.sequence])
+        async with self._sessionmaker() as session:
+            latest = await RevocationRepository(session).latest_id()
+        pushed = int(sequence or 0)
+        if marker is not None and pushed == latest:
+            return "ok"
+        if marker is not None and pushed < latest:
+            await self._push_from(pushed)
+            return "caught-up"
+        await self.rebuild()
+        return "rebuilt"
+
+    async def rebuild(self) -> None:
+        """Refill the list from Postgres; the marker returns only when it is whole."""
+        await self._redis.delete(self.keys.marker)
+        await self._redis.set(self.keys.sequence, 0)
+        latest = await self._push_from(0)
+        await self._advance(keys=[self.keys.sequence], args=[latest])
+        await self._redis.set(self.keys.marker, str(int(time.time())))
+        logger.warning("revocation list rebuilt from the database up to %s", latest)
+
+    async def _push_from(self, after: int) -> int:
+        """Push every live row above `after`; the newest id seen."""
+        latest = after
+        while True:
+            async with self._sessionmaker() as session:
+                repository = RevocationRepository(session)
+                rows = await repository.live_after(latest, utcnow(), BATCH)
+                if not rows:
+                    newest = await repository.latest_id()
+                    if newest > latest:
+                        await self._advance(keys=[self.keys.sequence], args=[newest])
+                    return max(latest, newest)
+            await self.push(rows)
+            latest = rows[-1].id
+
+    async def run_forever(self) -> None:
+        """The once-a-second check; every failure is logged and retried."""
+        while True:
+            try:
+                await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
+                logger.warning("revocation sync failed: %s", type(exc).__name__)
+            await asyncio.sleep(SYNC_INTERVAL)

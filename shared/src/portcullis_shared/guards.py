@@ -1,0 +1,75 @@
+"""Route guards, as Passport's middleware: `scopes`, `scope`, `user_required`, `client_only`.
+
+Use them in a handler's `guards=[...]`; the principal itself is
+`request.user` (see `current_principal`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers import BaseRouteHandler
+
+from portcullis_shared.errors import InsufficientScopeError, InvalidTokenError, MissingTokenError
+from portcullis_shared.principal import Principal
+
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+
+
+def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    """The verified principal of this request (set by the guard's middleware)."""
+    principal = connection.scope.get("user")
+    if not isinstance(principal, Principal):
+        raise MissingTokenError("authentication required")
+    return principal
+
+
+def scopes(*required: str) -> Guard:
+    """Every listed scope is needed (Passport's `scopes`)."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = current_principal(connection)
+        missing = [name for name in required if not principal.can(name)]
+        if missing:
+            raise InsufficientScopeError(
+                "the token lacks a required scope", scope=" ".join(required)
+            )
+
+    return guard
+
+
+def scope(*accepted: str) -> Guard:
+    """Any one of the listed scopes is enough (Passport's `scope`)."""
+
+    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+        principal = current_principal(connection)
+        if not any(principal.can(name) for name in accepted):
+            raise InsufficientScopeError(
+                "the token lacks a required scope", scope=" ".join(accepted)
+            )
+
+    return guard
+
+
+def user_required(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The token must speak for a user, not a client on its own."""
+    if current_principal(connection).is_client:
+        raise InsufficientScopeError("this route needs a user's token")
+
+
+def client_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """The token must be a client-credentials token (Passport's `CheckClientCredentials`)."""
+    if not current_principal(connection).is_client:
+        raise InsufficientScopeError("this route needs a client's token")
+
+
+__all__ = [
+    "InvalidTokenError",
+    "client_only",
+    "current_principal",
+    "scope",
+    "scopes",
+    "user_required",
+]

@@ -1,0 +1,194 @@
+"""The token guard as a Litestar plugin: mount it and routes require a valid token.
+
+    app = Litestar(
+        route_handlers=[...],
+        plugins=[PortcullisGuard(GuardConfig.from_env())],
+    )
+
+Every route then needs a bearer token that verifies against the auth
+service's JWKS, names this service in `aud`, and is not revoked; mark a
+route `opt={"exclude_from_auth": True}` (or list its path in
+`GuardConfig.exclude`) to make it public. `request.user` is the `Principal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.base import DefineMiddleware
+from litestar.plugins import InitPlugin
+from litestar.types import ASGIApp
+from redis.asyncio import Redis
+
+from portcullis_shared.environment import EnvReader, SettingsError
+from portcullis_shared.errors import (
+    BearerError,
+    InvalidTokenError,
+    MissingTokenError,
+    make_bearer_error_handler,
+)
+from portcullis_shared.jwks import JWKSCache, KeySource
+from portcullis_shared.principal import Principal
+from portcullis_shared.revocation import (
+    DEFAULT_PREFIX,
+    MemoryRevocationList,
+    RedisRevocationList,
+    RevocationList,
+)
+from portcullis_shared.verifier import ASYMMETRIC_ALGORITHMS, MAX_LEEWAY, TokenVerifier
+
+
+@dataclass(frozen=True, slots=True)
+class GuardConfig:
+    issuer: str
+    """The auth service's URL: tokens must carry it as `iss`."""
+    audience: str
+    """This service's name: tokens must carry it as `aud`."""
+    jwks_url: str | None = None
+    """Where the auth service publishes its keys (the only place keys come from)."""
+    redis_url: str | None = None
+    """The revocation list; None keeps an in-process list (embedded default)."""
+    redis_prefix: str = DEFAULT_PREFIX
+    algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
+    """Algorithms accepted, whatever a token says."""
+    leeway: int = 30
+    """Clock leeway for exp/iat/nbf, seconds (at most 60)."""
+    jwks_cooldown: float = 10.0
+    """Least time between two JWKS fetches caused by unknown kids, seconds."""
+    jwks_max_stale: float = 86_400.0
+    """How long cached keys keep working while the auth service is unreachable."""
+    realm: str | None = None
+    """`realm` of the WWW-Authenticate challenge; defaults to the audience."""
+    exclude: tuple[str, ...] = ("^/healthz$", "^/readyz$", "^/schema")
+    """Path patterns that need no token."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GuardConfig:
+        env = EnvReader(environ)
+        algorithms = env.words("ALGORITHMS", ASYMMETRIC_ALGORITHMS)
+        for algorithm in algorithms:
+            if algorithm not in ASYMMETRIC_ALGORITHMS:
+                raise SettingsError(
+                    f"PORTCULLIS_ALGORITHMS may list only {', '.join(ASYMMETRIC_ALGORITHMS)}"
+                )
+        redis_url = env.raw("REDIS_URL")
+        return cls(
+            issuer=env.url("ISSUER", schemes=("http", "https")),
+            audience=env.text("AUDIENCE"),
+            jwks_url=env.url("JWKS_URL", schemes=("http", "https")),
+            redis_url=None
+            if redis_url is None
+            else env.url("REDIS_URL", schemes=("redis", "rediss", "unix")),
+            redis_prefix=env.text("REDIS_PREFIX", DEFAULT_PREFIX),
+            algorithms=algorithms,
+            leeway=env.integer("LEEWAY", 30, minimum=0, maximum=MAX_LEEWAY),
+            jwks_cooldown=env.integer("JWKS_COOLDOWN", 10, minimum=1),
+            jwks_max_stale=env.integer("JWKS_MAX_STALE", 86_400, minimum=0),
+        )
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """RFC 6750 §2.1: the token from `Authorization: Bearer` only (never the query)."""
+    header = connection.headers.get("authorization")
+    if not header:
+        raise MissingTokenError("a bearer token is required")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise MissingTokenError("a bearer token is required")
+    token = token.strip()
+    if not token or " " in token:
+        raise InvalidTokenError("malformed bearer token")
+    return token
+
+
+class PortcullisGuard(InitPlugin):
+    """Verifies bearer tokens for every route of the app it is mounted on."""
+
+    def __init__(
+        self,
+        config: GuardConfig,
+        *,
+        keys: KeySource | None = None,
+        revocations: RevocationList | None = None,
+    ) -> None:
+        self.config = config
+        self._jwks: JWKSCache | None = None
+        if keys is None:
+            if config.jwks_url is None:
+                raise ValueError("GuardConfig.jwks_url is required unless keys are given")
+            self._jwks = JWKSCache(
+                config.jwks_url, cooldown=config.jwks_cooldown, max_stale=config.jwks_max_stale
+            )
+            keys = self._jwks
+        self._redis: Redis | None = None
+        if revocations is None:
+            if config.redis_url is None:
+                revocations = MemoryRevocationList()
+            else:
+                self._redis = Redis.from_url(
+                    config.redis_url, socket_timeout=1, socket_connect_timeout=1
+                )
+                revocations = RedisRevocationList(self._redis, config.redis_prefix)
+        self.revocations = revocations
+        self.verifier = TokenVerifier(
+            keys,
+            issuer=config.issuer,
+            audience=config.audience,
+            algorithms=config.algorithms,
+            leeway=config.leeway,
+        )
+
+    @property
+    def realm(self) -> str:
+        return self.config.realm or self.config.audience
+
+    async def authenticate(self, token: str) -> Principal:
+        """Verify a token and check the revocation list; raise a BearerError if refused."""
+        claims = await self.verifier.verify(token)
+        if await self.revocations.is_revoked(claims):
+            raise InvalidTokenError("token revoked")
+        return Principal.from_claims(claims)
+
+    @asynccontextmanager
+    async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
+        if self._jwks is not None:
+            await self._jwks.start()
+        try:
+            yield
+        finally:
+            if self._jwks is not None:
+                await self._jwks.close()
+            if self._redis is not None:
+                await self._redis.aclose()
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.middleware.append(
+            DefineMiddleware(BearerAuthMiddleware, guard=self, exclude=list(self.config.exclude))
+        )
+        app_config.exception_handlers = {
+            **app_config.exception_handlers,
+            BearerError: make_bearer_error_handler(self.realm),
+        }
+        app_config.lifespan = [*app_config.lifespan, self.lifespan]
+        return app_config
+
+
+class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
+    def __init__(
+        self, app: ASGIApp, guard: PortcullisGuard, exclude: list[str] | None = None
+    ) -> None:
+        super().__init__(app, exclude=exclude)
+        self._guard = guard
+
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        principal = await self._guard.authenticate(bearer_token(connection))
+        return AuthenticationResult(user=principal, auth=principal)

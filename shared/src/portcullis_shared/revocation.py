@@ -1,0 +1,115 @@
+"""The revocation list every resource service reads.
+
+Postgres (at the auth service) is the truth; Redis holds the copy. Entries:
+by `jti` and by `sid` (present means revoked), by user and by client
+(a whole-second time T: tokens issued at or before T are revoked). A marker
+key says the list is complete; without it the list cannot be trusted and the
+check fails closed. One `MGET` answers all of it in one round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from portcullis_shared.claims import AccessTokenClaims
+from portcullis_shared.errors import GuardUnavailableError
+
+DEFAULT_PREFIX = "portcullis:"
+
+
+class RevocationKeys:
+    """Key names, shared by the auth service (writer) and every reader."""
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+        self.marker = f"{prefix}revocations:marker"
+        self.sequence = f"{prefix}revocations:sequence"
+
+    def jti(self, jti: str) -> str:
+        return f"{self.prefix}revoked:jti:{jti}"
+
+    def sid(self, sid: str) -> str:
+        return f"{self.prefix}revoked:sid:{sid}"
+
+    def user(self, user_id: str) -> str:
+        return f"{self.prefix}revoked:user:{user_id}"
+
+    def client(self, client_id: str) -> str:
+        return f"{self.prefix}revoked:client:{client_id}"
+
+
+class RevocationList(Protocol):
+    async def is_revoked(self, claims: AccessTokenClaims) -> bool:
+        """True when any entry covers the token; raises GuardUnavailableError if unknowable."""
+        ...
+
+
+def _covered(issued_at: int, cutoff: bytes | str | int | None) -> bool:
+    return cutoff is not None and issued_at <= int(cutoff)
+
+
+class RedisRevocationList:
+    def __init__(self, redis: Redis, prefix: str = DEFAULT_PREFIX) -> None:
+        self._redis = redis
+        self.keys = RevocationKeys(prefix)
+
+    async def is_revoked(self, claims: AccessTokenClaims) -> bool:
+        keys = self.keys
+        user_key = keys.user(claims.sub) if not claims.is_client_token else keys.marker
+        try:
+            marker, by_jti, by_sid, by_user, by_client = await self._redis.mget(
+                [
+                    keys.marker,
+                    keys.jti(claims.jti),
+                    keys.sid(claims.sid),
+                    user_key,
+                    keys.client(claims.client_id),
+                ]
+            )
+        except (RedisError, OSError):
+            raise GuardUnavailableError("the revocation list cannot be reached") from None
+        if marker is None:
+            raise GuardUnavailableError("the revocation list is being rebuilt")
+        if by_jti is not None or by_sid is not None:
+            return True
+        if not claims.is_client_token and _covered(claims.iat, by_user):
+            return True
+        return _covered(claims.iat, by_client)
+
+
+class MemoryRevocationList:
+    """The embedded default's list: one process, no Redis, always complete."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, float] = {}
+        self._cutoffs: dict[str, int] = {}
+
+    def revoke_token(self, jti: str, expires_at: float) -> None:
+        self._tokens[f"jti:{jti}"] = expires_at
+
+    def revoke_grant(self, sid: str, expires_at: float) -> None:
+        self._tokens[f"sid:{sid}"] = expires_at
+
+    def revoke_user(self, user_id: str, at: int) -> None:
+        self._cutoffs[f"user:{user_id}"] = at
+
+    def revoke_client(self, client_id: str, at: int) -> None:
+        self._cutoffs[f"client:{client_id}"] = at
+
+    async def is_revoked(self, claims: AccessTokenClaims) -> bool:
+        now = time.time()
+        for key in (f"jti:{claims.jti}", f"sid:{claims.sid}"):
+            expires_at = self._tokens.get(key)
+            if expires_at is not None:
+                if expires_at >= now:
+                    return True
+                del self._tokens[key]
+        if not claims.is_client_token and _covered(
+            claims.iat, self._cutoffs.get(f"user:{claims.sub}")
+        ):
+            return True
+        return _covered(claims.iat, self._cutoffs.get(f"client:{claims.client_id}"))

@@ -1,0 +1,125 @@
+"""Verifying access tokens (RFC 9068 §4, RFC 8725) without calling the auth service.
+
+A JOSE library checks the signature only; everything else is checked here:
+the algorithm comes from configuration (never from the token), `typ` must be
+`at+jwt`, header parameters that point at other keys (`jku`, `x5u`, `jwk`,
+`x5c`) and any `crit` are refused, every claim is required, `iss` and `aud`
+must match, and time claims hold within a leeway of at most 60 s. Every
+malformed input ends as `InvalidTokenError`, never as anything else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections.abc import Collection
+
+import msgspec
+from joserfc import jws
+from joserfc.errors import JoseError
+
+from portcullis_shared.claims import ACCESS_TOKEN_TYPE, AccessTokenClaims
+from portcullis_shared.errors import InvalidTokenError
+from portcullis_shared.jwks import KeySource
+
+ASYMMETRIC_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+MAX_TOKEN_BYTES = 8192
+MAX_HEADER_BYTES = 1024
+MAX_LEEWAY = 60
+_FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+_KEY_TYPE_OF_ALG = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
+
+
+def _b64decode(segment: str) -> bytes:
+    if not segment or "=" in segment:
+        raise InvalidTokenError("malformed token")
+    try:
+        return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidTokenError("malformed token") from None
+
+
+class TokenVerifier:
+    def __init__(
+        self,
+        keys: KeySource,
+        *,
+        issuer: str,
+        audience: str,
+        algorithms: Collection[str] = ASYMMETRIC_ALGORITHMS,
+        leeway: int = 30,
+    ) -> None:
+        unsupported = set(algorithms) - set(ASYMMETRIC_ALGORITHMS)
+        if unsupported or not algorithms:
+            raise ValueError(f"allowed algorithms must be among {', '.join(ASYMMETRIC_ALGORITHMS)}")
+        if not 0 <= leeway <= MAX_LEEWAY:
+            raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
+        self._keys = keys
+        self._issuer = issuer
+        self._audience = audience
+        self._algorithms = frozenset(algorithms)
+        self._leeway = leeway
+        self._claims_decoder = msgspec.json.Decoder(AccessTokenClaims)
+
+    async def verify(self, token: str) -> AccessTokenClaims:
+        if len(token) > MAX_TOKEN_BYTES or not token.isascii():
+            raise InvalidTokenError("malformed token")
+        parts = token.split(".")
+        if len(parts) != 3:
+            raise InvalidTokenError("malformed token")
+        if len(parts[0]) > MAX_HEADER_BYTES:
+            raise InvalidTokenError("token header too large")
+        header = self._check_header(_b64decode(parts[0]))
+        alg, kid = header["alg"], header["kid"]
+        key, pinned_alg = await self._keys.get_key(kid)
+        if (pinned_alg is not None and pinned_alg != alg) or key.key_type != _KEY_TYPE_OF_ALG[alg]:
+            raise InvalidTokenError("key does not match the token's algorithm")
+        try:
+            verified = jws.deserialize_compact(token, key, algorithms=[alg])
+        except (JoseError, ValueError, TypeError):
+            raise InvalidTokenError("invalid signature") from None
+        try:
+            claims = self._claims_decoder.decode(verified.payload)
+        except msgspec.DecodeError:
+            raise InvalidTokenError("missing or malformed claims") from None
+        self._check_claims(claims)
+        return claims
+
+    def _check_header(self, raw: bytes) -> dict[str, str]:
+        try:
+            header = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise InvalidTokenError("malformed token header") from None
+        if not isinstance(header, dict):
+            raise InvalidTokenError("malformed token header")
+        alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
+        if not isinstance(alg, str) or alg not in self._algorithms:
+            raise InvalidTokenError("algorithm not allowed")
+        if not isinstance(kid, str) or not kid or len(kid) > 128:
+            raise InvalidTokenError("missing or malformed kid")
+        # RFC 9068 §4: typ is at+jwt (or application/at+jwt), compared case-insensitively.
+        if (
+            not isinstance(typ, str)
+            or typ.lower().removeprefix("application/") != ACCESS_TOKEN_TYPE
+        ):
+            raise InvalidTokenError("not an access token")
+        if _FORBIDDEN_HEADERS & header.keys():
+            raise InvalidTokenError("unsupported token header")
+        return {"alg": alg, "kid": kid}
+
+    def _check_claims(self, claims: AccessTokenClaims) -> None:
+        now = int(time.time())
+        if claims.iss != self._issuer:
+            raise InvalidTokenError("wrong issuer")
+        if claims.aud != self._audience:
+            raise InvalidTokenError("token not meant for this service")
+        if claims.exp + self._leeway <= now:
+            raise InvalidTokenError("token expired")
+        if claims.iat - self._leeway > now:
+            raise InvalidTokenError("token issued in the future")
+        if claims.nbf is not None and claims.nbf - self._leeway > now:
+            raise InvalidTokenError("token not yet valid")
+        if not (claims.sub and claims.jti and claims.client_id and claims.sid):
+            raise InvalidTokenError("missing or malformed claims")

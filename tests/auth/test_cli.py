@@ -1,0 +1,332 @@
+"""The `portcullis` command line, run in-process with click's CliRunner against real Postgres."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from portcullis_auth.cli import main
+from portcullis_auth.security.passwords import PasswordHasher
+from portcullis_auth.services.users import UserService
+from portcullis_auth.settings import get_settings
+from portcullis_shared.sql import create_engine, create_sessionmaker
+from tests.auth.conftest import auth_environ
+
+URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+READ_ONLY_MACHINE = (
+    "--grant",
+    "client_credentials",
+    "--scope",
+    "read-posts",
+    "--default-scope",
+    "read-posts",
+)
+
+
+@pytest.fixture
+def cli_environ(
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[dict[str, str]]:
+    """PORTCULLIS_* of this test only, and settings read afresh from them."""
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in list(os.environ):
+        if name.startswith("PORTCULLIS_"):
+            monkeypatch.delenv(name)
+    environ = auth_environ(database_url, redis_url, redis_prefix)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield environ
+    get_settings.cache_clear()
+
+
+def portcullis(*args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(main, list(args), input=stdin, catch_exceptions=False)
+
+
+def ok(*args: str, stdin: str | None = None) -> Result:
+    result = portcullis(*args, stdin=stdin)
+    assert result.exit_code == 0, f"portcullis {' '.join(args)}:\n{result.output}"
+    return result
+
+
+def ok_json(*args: str, stdin: str | None = None) -> Any:
+    return json.loads(ok(*args, "--json", stdin=stdin).stdout)
+
+
+def refused(*args: str, stdin: str | None = None) -> Result:
+    result = portcullis(*args, stdin=stdin)
+    assert result.exit_code != 0, f"portcullis {' '.join(args)} succeeded:\n{result.output}"
+    assert "Traceback" not in result.output
+    return result
+
+
+def create_client(*args: str) -> dict[str, Any]:
+    data: dict[str, Any] = ok_json("client", "create", *args)
+    return data
+
+
+def password_is(database_url: str, email: str, password: str) -> bool:
+    async def check() -> bool:
+        engine = create_engine(database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                user = await UserService(session, PasswordHasher()).authenticate(email, password)
+                return user is not None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(check())
+
+
+# --- clients ------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("cli_environ")
+@pytest.mark.parametrize("grant", ["password", "client_credentials"])
+def test_public_client_with_a_confidential_grant_is_refused(grant: str) -> None:
+    result = refused(
+        "client", "create", "spa", "--public", "--grant", grant, "--scope", "read-posts"
+    )
+
+    assert "Error:" in result.output
+    assert "public client" in result.output
+    assert grant in result.output
+    assert ok_json("client", "list") == []
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_client_create_prints_the_secret_once() -> None:
+    created = create_client(
+        "machine", "--grant", "client_credentials", "--scope", "read-posts", "--scope", "admin"
+    )
+    secret = created["client_secret"]
+    client_id = created["client_id"]
+    assert isinstance(secret, str)
+    assert len(secret) >= 32
+    assert URL_SAFE.match(secret), "client secrets are URL-safe"
+    assert created["grant_types"] == ["client_credentials"]
+    assert created["scopes"] == ["read-posts", "admin"]
+    assert created["audiences"] == ["posts"]
+    assert created["public"] is False
+    assert created["revoked"] is False
+
+    shown_text = ok("client", "show", client_id).output
+    shown = ok_json("client", "show", client_id)
+    listed_text = ok("client", "list").output
+    listed = ok_json("client", "list")
+
+    for output in (shown_text, listed_text, json.dumps(shown), json.dumps(listed)):
+        assert secret not in output
+        assert secret[:12] not in output
+    assert "client_secret" not in shown
+    assert client_id in shown_text
+    assert client_id in listed_text
+    assert [c["client_id"] for c in listed] == [client_id]
+    assert all("client_secret" not in c for c in listed)
+    assert shown == {k: v for k, v in created.items() if k != "client_secret"}
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_client_create_without_json_prints_the_secret_with_a_warning() -> None:
+    output = ok("client", "create", "machine", "--grant", "client_credentials").output
+    secret_line = next(line for line in output.splitlines() if line.startswith("client_secret:"))
+    secret = secret_line.split()[1]
+
+    assert URL_SAFE.match(secret)
+    assert "shown once" in secret_line
+    client_id = next(
+        line.split()[1] for line in output.splitlines() if line.startswith("client_id:")
+    )
+    assert secret not in ok("client", "show", client_id).output
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_public_client_has_no_secret() -> None:
+    created = create_client("cli app", "--public", "--grant", "refresh_token")
+    assert created["public"] is True
+    assert created["client_secret"] is None
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_client_update_changes_scopes() -> None:
+    created = create_client("machine", *READ_ONLY_MACHINE)
+    client_id = created["client_id"]
+
+    updated = ok_json(
+        "client", "update", client_id, "--scope", "read-posts", "--scope", "write-posts"
+    )
+
+    assert updated["scopes"] == ["read-posts", "write-posts"]
+    shown = ok_json("client", "show", client_id)
+    assert shown["scopes"] == ["read-posts", "write-posts"]
+    assert shown["default_scopes"] == ["read-posts"]
+    assert shown["grant_types"] == ["client_credentials"]
+    assert "client_secret" not in updated
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_client_update_refuses_an_unworkable_change_and_keeps_the_client() -> None:
+    created = create_client("machine", *READ_ONLY_MACHINE)
+    client_id = created["client_id"]
+
+    unknown = refused("client", "update", client_id, "--scope", "no-such-scope")
+    assert "unknown scopes: no-such-scope" in unknown.output
+    # Dropping a scope that is still a default scope cannot work either.
+    dropped = refused("client", "update", client_id, "--scope", "write-posts")
+    assert "default scopes" in dropped.output
+
+    assert ok_json("client", "show", client_id)["scopes"] == ["read-posts"]
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_client_revoke() -> None:
+    kept = create_client("kept", "--grant", "client_credentials")["client_id"]
+    client_id = create_client("machine", "--grant", "client_credentials")["client_id"]
+
+    result = ok("client", "revoke", client_id)
+
+    assert client_id in result.output
+    assert ok_json("client", "show", client_id)["revoked"] is True
+    assert ok_json("client", "show", kept)["revoked"] is False
+    line = next(line for line in ok("client", "list").output.splitlines() if client_id in line)
+    assert "revoked" in line
+    # Revoking again is harmless.
+    ok("client", "revoke", client_id)
+    assert ok_json("client", "show", client_id)["revoked"] is True
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_unknown_client_is_an_error() -> None:
+    for command in (("show",), ("revoke",), ("update", "--name", "x")):
+        verb, *options = command
+        result = refused("client", verb, "no-such-client", *options)
+        assert "no client no-such-client" in result.output
+
+
+# --- users --------------------------------------------------------------------
+
+
+def test_user_create_reads_the_password_from_stdin(cli_environ: dict[str, str]) -> None:
+    password = f"pw-{secrets.token_urlsafe(12)}"
+
+    result = ok("user", "create", "ada@example.com", "--password-stdin", "--json", stdin=password)
+
+    data = json.loads(result.stdout)
+    assert str(uuid.UUID(data["id"])) == data["id"]
+    assert data["email"] == "ada@example.com"
+    assert data["admin"] is False
+    assert password not in result.output
+    database_url = cli_environ["PORTCULLIS_DATABASE_URL"]
+    assert password_is(database_url, "ada@example.com", password)
+    assert not password_is(database_url, "ada@example.com", password + "x")
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_user_create_refuses_a_second_user_with_the_same_email() -> None:
+    ok("user", "create", "ada@example.com", "--password-stdin", stdin="first password\n")
+
+    for email in ("ada@example.com", "ADA@Example.com "):
+        result = refused("user", "create", email, "--password-stdin", stdin="second password\n")
+        assert "already exists" in result.output
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_user_create_refuses_an_empty_or_short_password() -> None:
+    assert "no password" in refused("user", "create", "a@example.com", stdin="\n").output
+    assert "8 characters" in refused("user", "create", "a@example.com", stdin="short\n").output
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_user_create_with_admin_role() -> None:
+    data = ok_json("user", "create", "root@example.com", "--admin", stdin="long enough pw\n")
+    assert data["admin"] is True
+
+
+# --- keys ---------------------------------------------------------------------
+
+
+def key_states() -> dict[str, str]:
+    states = {}
+    for line in ok("keys", "list").output.splitlines():
+        kid, algorithm, state, *_ = line.split()
+        assert algorithm == "RS256"
+        states[kid] = state
+    return states
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_keys_generate_rotate_list() -> None:
+    assert key_states() == {}
+
+    generated = ok("keys", "generate").output
+    match = re.fullmatch(r"created signing key (\S+)\n", generated)
+    assert match, generated
+    first = match.group(1)
+    assert key_states() == {first: "signing"}
+
+    rotated = ok("keys", "rotate").output
+    match = re.fullmatch(r"created signing key (\S+); it signs from (\S+)\n", rotated)
+    assert match, rotated
+    second = match.group(1)
+    assert second != first
+    # The new key waits until every JWKS cache can have seen it.
+    assert key_states() == {first: "signing", second: "pending"}
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_keys_generate_replaces_the_signer_at_once() -> None:
+    ok("keys", "generate")
+    ok("keys", "generate")
+    states = list(key_states().values())
+    assert sorted(states) == ["published", "signing"]
+
+
+# --- configuration ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("cli_environ")
+@pytest.mark.parametrize(
+    "secret_key",
+    [None, "", secrets.token_hex(16), "not a secret at all"],
+    ids=["missing", "empty", "16-bytes", "not-hex-or-base64"],
+)
+@pytest.mark.parametrize("command", [("client", "list"), ("keys", "generate"), ("install",)])
+def test_bad_secret_key_stops_with_a_message_naming_it(
+    monkeypatch: pytest.MonkeyPatch, secret_key: str | None, command: tuple[str, ...]
+) -> None:
+    if secret_key is None:
+        monkeypatch.delenv("PORTCULLIS_SECRET_KEY")
+    else:
+        monkeypatch.setenv("PORTCULLIS_SECRET_KEY", secret_key)
+    get_settings.cache_clear()
+
+    result = refused(*command)
+
+    assert result.exit_code == 1
+    assert "PORTCULLIS_SECRET_KEY" in result.output
+    assert result.output.startswith("Error: configuration:")
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_missing_database_url_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PORTCULLIS_DATABASE_URL")
+    get_settings.cache_clear()
+
+    result = refused("client", "list")
+
+    assert "PORTCULLIS_DATABASE_URL" in result.output

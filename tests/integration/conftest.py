@@ -1,0 +1,256 @@
+"""The auth service as a real process: installed and configured through its CLI.
+
+Each test gets its own migrated Postgres database (the `database_url`
+fixture), its own Redis key prefix and its own free port. The service is set
+up exactly as an operator would set it up: `portcullis install`, `portcullis
+user create`, `portcullis client create`, then `portcullis serve auth`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+import redis.asyncio as aioredis
+import requests
+
+from tests.auth.conftest import auth_environ
+
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+CLI_TIMEOUT = 120.0
+USER_EMAIL = "ada@example.com"
+MACHINE_CLIENT_NAME = "machine"
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the OS picks it for a socket bound to 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def portcullis_executable() -> str:
+    """The `portcullis` script installed beside this interpreter."""
+    path = Path(sys.executable).parent / "portcullis"
+    assert path.is_file(), f"the portcullis CLI is not installed at {path}"
+    return str(path)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cli:
+    """Runs `portcullis ...` as a subprocess in the service's environment."""
+
+    environ: dict[str, str]
+    cwd: Path
+
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        completed = subprocess.run(
+            [portcullis_executable(), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.environ,
+            cwd=self.cwd,
+            timeout=CLI_TIMEOUT,
+            check=False,
+        )
+        assert completed.returncode == 0, (
+            f"portcullis {' '.join(args)} exited {completed.returncode}\n"
+            f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+        )
+        return completed
+
+    def json(self, *args: str, stdin: str | None = None) -> Any:
+        return json.loads(self.run(*args, "--json", stdin=stdin).stdout)
+
+
+@dataclass
+class AuthServer:
+    """A running `portcullis serve auth` and what was set up before it started."""
+
+    base_url: str
+    cli: Cli
+    log_path: Path
+    install_output: dict[str, Any]
+    password_client: ClientCredentials
+    machine_client: ClientCredentials
+    user_id: str
+    user_password: str
+    secret_key: str
+    process: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def issuer(self) -> str:
+        return self.base_url
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.base_url}/oauth/token"
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.base_url}/.well-known/jwks.json"
+
+    def start(self) -> None:
+        assert self.process is None, "already started"
+        self._log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [portcullis_executable(), "serve", "auth"],
+            env=self.cli.environ,
+            cwd=self.cli.cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_until_healthy()
+
+    def _wait_until_healthy(self) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        last_error = "no answer yet"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(
+                    f"portcullis serve auth exited with {self.process.returncode}:\n{self.output()}"
+                )
+            try:
+                response = requests.get(f"{self.base_url}/healthz", timeout=1)
+            except requests.RequestException as exc:
+                last_error = type(exc).__name__
+            else:
+                if response.status_code == 200:
+                    return
+                last_error = f"HTTP {response.status_code}"
+            time.sleep(0.1)
+        self.stop()
+        pytest.fail(
+            f"portcullis serve auth did not answer /healthz within {STARTUP_TIMEOUT:.0f} s "
+            f"({last_error}):\n{self.output()}"
+        )
+
+    def stop(self) -> None:
+        """Terminate the server (kill it when it does not stop); safe to call twice."""
+        process, self.process = self.process, None
+        if process is not None:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=STOP_TIMEOUT)
+            else:
+                process.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def output(self) -> str:
+        """Everything the server process wrote to stdout and stderr so far."""
+        if self._log_file is not None:
+            self._log_file.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def secrets_in_output(self, values: Sequence[str]) -> list[str]:
+        """Those of `values` that appear in the server's output, each shortened for display."""
+        text = self.output()
+        return [f"{value[:6]}…" for value in values if value and value in text]
+
+
+@pytest.fixture
+async def redis_keys_cleaned(redis_url: str, redis_prefix: str) -> AsyncIterator[None]:
+    """Removes whatever the server wrote under this test's Redis prefix."""
+    yield
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=f"{redis_prefix}*")]
+        if keys:
+            await client.delete(*keys)
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+def server_environ(database_url: str, redis_url: str, redis_prefix: str) -> dict[str, str]:
+    """The process environment of the CLI and the server: PORTCULLIS_* from auth_environ."""
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    return {
+        **inherited,
+        **auth_environ(database_url, redis_url, redis_prefix),
+        "PORTCULLIS_ISSUER": f"http://127.0.0.1:{port}",
+        "PORTCULLIS_HOST": "127.0.0.1",
+        "PORTCULLIS_PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@pytest.fixture
+def cli(server_environ: dict[str, str], tmp_path: Path) -> Cli:
+    workdir = tmp_path / "cwd"  # no stray .env is picked up from here
+    workdir.mkdir()
+    return Cli(server_environ, workdir)
+
+
+@pytest.fixture
+def auth_server(
+    cli: Cli, server_environ: dict[str, str], tmp_path: Path, redis_keys_cleaned: None
+) -> Iterator[AuthServer]:
+    """Installed, with a user and a client-credentials client, and serving."""
+    installed = cli.json("install")
+    assert set(installed) == {"signing_key", "password_client", "personal_access_client"}, installed
+    password_client = ClientCredentials(
+        installed["password_client"]["client_id"], installed["password_client"]["client_secret"]
+    )
+    assert password_client.client_secret, "install printed no password-client secret"
+
+    password = f"pw-{secrets.token_urlsafe(18)}"
+    user = cli.json("user", "create", USER_EMAIL, "--password-stdin", stdin=password + "\n")
+    assert user["email"] == USER_EMAIL
+
+    machine = cli.json(
+        "client",
+        "create",
+        MACHINE_CLIENT_NAME,
+        "--grant",
+        "client_credentials",
+        "--scope",
+        "read-posts",
+    )
+    assert machine["client_secret"], "client create printed no secret"
+
+    server = AuthServer(
+        base_url=server_environ["PORTCULLIS_ISSUER"],
+        cli=cli,
+        log_path=tmp_path / "auth-server.log",
+        install_output=installed,
+        password_client=password_client,
+        machine_client=ClientCredentials(machine["client_id"], machine["client_secret"]),
+        user_id=user["id"],
+        user_password=password,
+        secret_key=server_environ["PORTCULLIS_SECRET_KEY"],
+    )
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
