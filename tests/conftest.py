@@ -10,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from portcullis_auth.db.migrate import upgrade_async
+from portcullis_resource.db.migrate import upgrade_async as upgrade_resource_async
 from tests.infrastructure import (
     create_database,
     drop_database,
@@ -48,6 +49,31 @@ async def database_url(postgres_url: str, template_database: str) -> AsyncIterat
     """A fresh, migrated database of this test's own."""
     name = f"portcullis_t_{secrets.token_hex(6)}"
     await create_database(postgres_url, name, template=template_database)
+    try:
+        yield with_database(postgres_url, name)
+    finally:
+        await drop_database(postgres_url, name)
+
+
+@pytest.fixture(scope="session")
+async def resource_template_database(postgres_url: str) -> AsyncIterator[str]:
+    """The posts service's schema, migrated once."""
+    name = f"portcullis_rtpl_{secrets.token_hex(4)}"
+    await create_database(postgres_url, name)
+    try:
+        await upgrade_resource_async(with_database(postgres_url, name))
+        yield name
+    finally:
+        await drop_database(postgres_url, name)
+
+
+@pytest.fixture
+async def resource_database_url(
+    postgres_url: str, resource_template_database: str
+) -> AsyncIterator[str]:
+    """A fresh posts database of this test's own."""
+    name = f"portcullis_r_{secrets.token_hex(6)}"
+    await create_database(postgres_url, name, template=resource_template_database)
     try:
         yield with_database(postgres_url, name)
     finally:

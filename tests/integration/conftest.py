@@ -13,21 +13,17 @@ import os
 import secrets
 import socket
 import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-import requests
 
 from tests.auth.conftest import auth_environ
+from tests.integration.processes import ServiceProcess, executable
 
-STARTUP_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 CLI_TIMEOUT = 120.0
 USER_EMAIL = "ada@example.com"
 MACHINE_CLIENT_NAME = "machine"
@@ -43,9 +39,7 @@ def free_port() -> int:
 
 def portcullis_executable() -> str:
     """The `portcullis` script installed beside this interpreter."""
-    path = Path(sys.executable).parent / "portcullis"
-    assert path.is_file(), f"the portcullis CLI is not installed at {path}"
-    return str(path)
+    return executable("portcullis")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,8 +89,7 @@ class AuthServer:
     user_id: str
     user_password: str
     secret_key: str
-    process: subprocess.Popen[bytes] | None = None
-    _log_file: IO[bytes] | None = field(default=None, repr=False)
+    service: ServiceProcess | None = field(default=None, repr=False)
 
     @property
     def issuer(self) -> str:
@@ -111,64 +104,28 @@ class AuthServer:
         return f"{self.base_url}/.well-known/jwks.json"
 
     def start(self) -> None:
-        assert self.process is None, "already started"
-        self._log_file = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            [portcullis_executable(), "serve", "auth"],
-            env=self.cli.environ,
+        assert self.service is None, "already started"
+        self.service = ServiceProcess(
+            [executable("portcullis"), "serve", "auth"],
+            base_url=self.base_url,
+            environ=self.cli.environ,
             cwd=self.cli.cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
+            log_path=self.log_path,
         )
-        self._wait_until_healthy()
+        self.service.start()
 
-    def _wait_until_healthy(self) -> None:
-        assert self.process is not None
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        last_error = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(
-                    f"portcullis serve auth exited with {self.process.returncode}:\n{self.output()}"
-                )
-            try:
-                response = requests.get(f"{self.base_url}/healthz", timeout=1)
-            except requests.RequestException as exc:
-                last_error = type(exc).__name__
-            else:
-                if response.status_code == 200:
-                    return
-                last_error = f"HTTP {response.status_code}"
-            time.sleep(0.1)
-        self.stop()
-        pytest.fail(
-            f"portcullis serve auth did not answer /healthz within {STARTUP_TIMEOUT:.0f} s "
-            f"({last_error}):\n{self.output()}"
-        )
+    @property
+    def process(self) -> subprocess.Popen[bytes] | None:
+        return None if self.service is None else self.service.process
 
     def stop(self) -> None:
         """Terminate the server (kill it when it does not stop); safe to call twice."""
-        process, self.process = self.process, None
-        if process is not None:
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=STOP_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=STOP_TIMEOUT)
-            else:
-                process.wait()
-        if self._log_file is not None:
-            self._log_file.close()
-            self._log_file = None
+        if self.service is not None:
+            self.service.stop()
 
     def output(self) -> str:
         """Everything the server process wrote to stdout and stderr so far."""
-        if self._log_file is not None:
-            self._log_file.flush()
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
+        return self.service.output() if self.service is not None else ""
 
     def secrets_in_output(self, values: Sequence[str]) -> list[str]:
         """Those of `values` that appear in the server's output, each shortened for display."""

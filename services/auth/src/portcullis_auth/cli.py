@@ -504,3 +504,18 @@ def serve_auth(host: str | None, port: int | None) -> None:
         proxy_headers=False,  # X-Forwarded-For is judged by PORTCULLIS_TRUSTED_PROXIES
         log_level="info",
     )
+
+
+@serve.command("resource")
+@click.option("--host", help="Bind address (default: PORTCULLIS_HOST or 127.0.0.1).")
+@click.option("--port", type=int, help="Port (default: PORTCULLIS_PORT or 8001).")
+@click.pass_context
+def serve_resource(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Run the posts service (migrating its database first)."""
+    try:
+        from portcullis_resource.cli import serve as resource_serve  # noqa: PLC0415
+    except ImportError:
+        raise click.ClickException(
+            "the posts service (portcullis-resource) is not installed"
+        ) from None
+    ctx.invoke(resource_serve, host=host, port=port, run_migrations=True)

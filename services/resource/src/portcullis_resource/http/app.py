@@ -1,0 +1,48 @@
+"""The posts service's Litestar application, protected by the Portcullis guard."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar
+from litestar.logging import LoggingConfig
+from litestar.openapi import OpenAPIConfig
+
+from portcullis_resource.http.controllers.health import HealthController
+from portcullis_resource.http.controllers.me import MeController
+from portcullis_resource.http.controllers.posts import PostController
+from portcullis_resource.http.errors import EXCEPTION_HANDLERS
+from portcullis_resource.runtime import ResourceRuntime
+from portcullis_resource.settings import ResourceSettings, get_settings
+from portcullis_shared.plugin import PortcullisGuard
+
+
+def create_app(
+    settings: ResourceSettings | None = None, guard: PortcullisGuard | None = None
+) -> Litestar:
+    """Build the posts service; `guard` defaults to one built from the settings."""
+    resolved = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        runtime = ResourceRuntime.create(resolved)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await runtime.engine.dispose()
+
+    return Litestar(
+        route_handlers=[PostController, MeController, HealthController],
+        plugins=[guard or PortcullisGuard(resolved.guard)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=[lifespan],
+        logging_config=LoggingConfig(
+            root={"level": "INFO", "handlers": ["queue_listener"]},
+            log_exceptions="never",
+            disable_stack_trace={Exception},
+        ),
+        openapi_config=OpenAPIConfig(title="Portcullis posts", version="0.1.0", path="/schema"),
+        debug=False,
+    )

@@ -1,0 +1,31 @@
+"""Liveness and readiness (no token needed)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from litestar import Controller, Response, get
+from litestar.datastructures import State
+from sqlalchemy import text
+
+from portcullis_resource.runtime import runtime_of
+
+
+class HealthController(Controller):
+    @get("/healthz")
+    async def healthz(self) -> dict[str, str]:
+        return {"status": "ok"}
+
+    @get("/readyz")
+    async def readyz(self, state: State) -> Response[dict[str, str]]:
+        try:
+            async with asyncio.timeout(2), runtime_of(state).engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+            database = "ok"
+        except Exception:  # noqa: BLE001 - any failure means not ready
+            database = "unavailable"
+        ready = database == "ok"
+        return Response(
+            {"status": "ok" if ready else "unavailable", "database": database},
+            status_code=200 if ready else 503,
+        )

@@ -1,0 +1,82 @@
+"""Error answers of the posts service: `{error, error_description}` JSON, never a trace."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from portcullis_resource.services.posts import PostNotFoundError
+
+logger = logging.getLogger("portcullis.resource")
+
+_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "invalid_request",
+}
+
+
+def _error(error: str, description: str, status: int, **extra: Any) -> Response[dict[str, Any]]:
+    return Response(
+        {"error": error, "error_description": description, **extra},
+        status_code=status,
+        media_type=MediaType.JSON,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def validation_error(
+    _: Request[Any, Any, Any], exc: ValidationException
+) -> Response[dict[str, Any]]:
+    # Litestar's detail names the field and the rule broken; pass it on, no more.
+    problems = [
+        {"field": str(item.get("key", "")), "message": str(item.get("message", ""))}
+        for item in (exc.extra if isinstance(exc.extra, list) else [])
+        if isinstance(item, dict)
+    ]
+    return _error("invalid_request", exc.detail or "invalid request", 400, problems=problems)
+
+
+def http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    description = exc.detail if status < 500 else "internal error"
+    response = _error(
+        _CODES.get(status, "server_error" if status >= 500 else "invalid_request"),
+        description,
+        status,
+    )
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def not_found(_: Request[Any, Any, Any], __: PostNotFoundError) -> Response[dict[str, Any]]:
+    return _error("not_found", "no such post", 404)
+
+
+def unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    logger.warning("database unavailable: %s", type(exc).__name__)
+    response = _error("temporarily_unavailable", "the service is temporarily unavailable", 503)
+    response.headers["Retry-After"] = "1"
+    return response
+
+
+def internal_error(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    logger.error("unhandled %s", type(exc).__name__, exc_info=exc)
+    return _error("server_error", "internal error", 500)
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ValidationException: validation_error,
+    HTTPException: http_error,
+    PostNotFoundError: not_found,
+    OperationalError: unavailable,
+    DBAPIError: unavailable,
+    OSError: unavailable,
+    Exception: internal_error,
+}

@@ -1,0 +1,1 @@
+"""Posts business rules: no HTTP types; flush, never commit."""
