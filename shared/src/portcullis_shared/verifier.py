@@ -47,7 +47,7 @@ class TokenVerifier:
         keys: KeySource,
         *,
         issuer: str,
-        audience: str,
+        audience: str | None,
         algorithms: Collection[str] = ASYMMETRIC_ALGORITHMS,
         leeway: int = 30,
     ) -> None:
@@ -113,7 +113,8 @@ class TokenVerifier:
         now = int(time.time())
         if claims.iss != self._issuer:
             raise InvalidTokenError("wrong issuer")
-        if claims.aud != self._audience:
+        # audience None: the issuer checking its own tokens, whatever service they name.
+        if self._audience is not None and claims.aud != self._audience:
             raise InvalidTokenError("token not meant for this service")
         if claims.exp + self._leeway <= now:
             raise InvalidTokenError("token expired")

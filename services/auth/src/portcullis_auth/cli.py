@@ -8,17 +8,21 @@ import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.migrate import upgrade
-from portcullis_auth.db.models import OAuthClient
+from portcullis_auth.db.models import OAuthClient, Revocation, User, utcnow
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.keys.service import SigningKeyService
+from portcullis_auth.repositories.users import UserRepository
+from portcullis_auth.revocation.publisher import RevocationNotLandedError, RevocationPublisher
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.services.clients import (
     GRANT_TYPES,
@@ -27,7 +31,9 @@ from portcullis_auth.services.clients import (
     ClientSpec,
     CreatedClient,
 )
-from portcullis_auth.services.users import UserExistsError, UserService
+from portcullis_auth.services.purge import purge as purge_rows
+from portcullis_auth.services.revocations import RevocationService
+from portcullis_auth.services.users import UserExistsError, UserService, normalise_username
 from portcullis_auth.settings import AuthSettings, get_settings
 from portcullis_shared.environment import SettingsError
 from portcullis_shared.sql import create_engine, create_sessionmaker
@@ -213,6 +219,7 @@ def client_as_dict(client: OAuthClient) -> dict[str, object]:
         "public": client.is_public,
         "first_party": client.first_party,
         "personal_access": client.personal_access,
+        "introspect": client.introspect,
         "grant_types": client.grant_types,
         "scopes": client.scopes,
         "default_scopes": client.default_scopes,
@@ -260,6 +267,7 @@ def client() -> None:
 @click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeat).")
 @click.option("--public", is_flag=True, help="A client without a secret.")
 @click.option("--first-party", is_flag=True, help="A client of your own, trusted with user logins.")
+@click.option("--introspect", is_flag=True, help="May introspect other clients' tokens (RFC 7662).")
 @click.option("--json", "as_json", is_flag=True, help="Print the client as JSON.")
 @friendly_errors
 def client_create(
@@ -271,6 +279,7 @@ def client_create(
     redirect_uris: tuple[str, ...],
     public: bool,
     first_party: bool,
+    introspect: bool,
     as_json: bool,
 ) -> None:
     """Register a client; its secret is printed once."""
@@ -285,6 +294,7 @@ def client_create(
             redirect_uris=redirect_uris,
             public=public,
             first_party=first_party,
+            introspect=introspect,
         )
         return client_summary(await ClientService(session).create(spec, settings.scopes.names))
 
@@ -378,11 +388,14 @@ def client_update(
 def client_revoke(client_id: str) -> None:
     """Revoke a client: it can no longer authenticate."""
 
-    async def work(session: AsyncSession, _: AuthSettings) -> None:
+    async def work(session: AsyncSession, settings: AuthSettings) -> list[Revocation]:
         await ClientService(session).revoke(await _load_client(session, client_id))
+        revocations = RevocationService(session, settings.tokens)
+        await revocations.revoke_client(client_id, reason="client_revoked")
+        return revocations.recorded
 
-    run_in_session(work)
-    click.echo(f"revoked client {client_id}")
+    publish(run_in_session(work))
+    click.echo(f"revoked client {client_id} and every token issued to it")
 
 
 # --- users --------------------------------------------------------------------
@@ -426,6 +439,174 @@ def user_create(email: str, admin: bool, password_stdin: bool, as_json: bool) ->
         click.echo(
             f"created user {data['email']} ({data['id']}){' with the admin role' if admin else ''}"
         )
+
+
+async def _load_user(session: AsyncSession, email: str) -> User:
+    found = await UserRepository(session).get_by_email(normalise_username(email))
+    if found is None:
+        raise click.ClickException(f"no user {email}")
+    return found
+
+
+def change_user(
+    email: str, change: Callable[[User], Awaitable[None] | None], reason: str | None
+) -> None:
+    """Apply `change` to a user; when `reason` is given, revoke the user's tokens too."""
+
+    async def work(session: AsyncSession, settings: AuthSettings) -> list[Revocation]:
+        found = await _load_user(session, email)
+        result = change(found)
+        if result is not None:
+            await result
+        await session.flush()
+        revocations = RevocationService(session, settings.tokens)
+        if reason is not None:
+            await revocations.revoke_user(found.id, reason=reason)
+        return revocations.recorded
+
+    publish(run_in_session(work))
+
+
+@user.command("set-password")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@friendly_errors
+def user_set_password(email: str, password_stdin: bool) -> None:
+    """Set a new password; the user's tokens are revoked."""
+    password = read_password(password_stdin)
+    if len(password) < 8:
+        raise click.ClickException("a password needs at least 8 characters")
+    hashed = PasswordHasher().hash(password)
+
+    def set_hash(found: User) -> None:
+        found.password_hash = hashed
+
+    change_user(email, set_hash, reason="password_changed")
+    click.echo(f"password of {email} changed; its tokens are revoked")
+
+
+@user.command("set-admin")
+@click.argument("email")
+@click.option("--admin/--no-admin", default=True, help="Grant (default) or remove the admin role.")
+def user_set_admin(email: str, admin: bool) -> None:
+    """Grant or remove the admin role; removing it revokes the user's tokens."""
+
+    def set_role(found: User) -> None:
+        found.is_admin = admin
+
+    change_user(email, set_role, reason=None if admin else "admin_removed")
+    click.echo(
+        f"{email} {'is' if admin else 'is no longer'} an admin"
+        + ("" if admin else "; its tokens are revoked")
+    )
+
+
+@user.command("disable")
+@click.argument("email")
+def user_disable(email: str) -> None:
+    """Disable a user: no more logins, every token revoked."""
+
+    def disable_user(found: User) -> None:
+        found.disabled_at = found.disabled_at or utcnow()
+
+    change_user(email, disable_user, reason="user_disabled")
+    click.echo(f"disabled {email}; its tokens are revoked")
+
+
+@user.command("revoke-tokens")
+@click.argument("email")
+def user_revoke_tokens(email: str) -> None:
+    """Revoke every token the user holds."""
+    change_user(email, lambda _: None, reason="operator")
+    click.echo(f"revoked every token of {email}")
+
+
+# --- revocations and purge -----------------------------------------------------
+
+
+def publish(rows: list[Revocation]) -> None:
+    """Copy revocations to Redis now; if it is unreachable, the auth service lands them."""
+    if not rows:
+        return
+    settings = load_settings()
+    if settings.redis.url is None:
+        return
+
+    async def push() -> None:
+        redis = Redis.from_url(settings.redis.url or "", socket_timeout=2, socket_connect_timeout=2)
+        engine = create_engine(settings.database.url)
+        try:
+            publisher = RevocationPublisher(
+                redis, create_sessionmaker(engine), settings.redis.key_prefix
+            )
+            await publisher.push_within_deadline(rows)
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    try:
+        asyncio.run(push())
+    except RevocationNotLandedError:
+        click.echo(
+            "warning: recorded, but Redis is unreachable; the auth service will copy it there "
+            "within a second of Redis coming back",
+            err=True,
+        )
+
+
+@main.group()
+def revocations() -> None:
+    """The revocation list in Redis."""
+
+
+@revocations.command("sync")
+@click.option(
+    "--rebuild", is_flag=True, help="Rebuild from the database even when Redis looks level."
+)
+def revocations_sync(rebuild: bool) -> None:
+    """Bring the Redis list level with the database now."""
+    settings = load_settings()
+    if settings.redis.url is None:
+        raise click.ClickException("PORTCULLIS_REDIS_URL is not set")
+
+    async def run() -> str:
+        redis = Redis.from_url(settings.redis.url or "", socket_timeout=5)
+        engine = create_engine(settings.database.url)
+        try:
+            publisher = RevocationPublisher(
+                redis, create_sessionmaker(engine), settings.redis.key_prefix
+            )
+            if rebuild:
+                await publisher.rebuild()
+                return "rebuilt"
+            return await publisher.sync()
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    click.echo(f"revocation list: {asyncio.run(run())}")
+
+
+@main.command()
+@click.option(
+    "--retention-days", type=int, default=7, show_default=True, help="Keep ended rows this long."
+)
+@click.option("--batch", type=int, default=1000, show_default=True, help="Rows per transaction.")
+def purge(retention_days: int, batch: int) -> None:
+    """Delete expired and revoked rows older than the retention period."""
+    settings = load_settings()
+
+    async def run() -> dict[str, int]:
+        engine = create_engine(settings.database.url)
+        try:
+            return await purge_rows(
+                create_sessionmaker(engine), timedelta(days=retention_days), batch
+            )
+        finally:
+            await engine.dispose()
+
+    for table, count in asyncio.run(run()).items():
+        click.echo(f"{table}: {count} deleted")
 
 
 # --- serve --------------------------------------------------------------------

@@ -10,7 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.keys.sealing import KeySealer
-from portcullis_auth.revocation.publisher import RevocationPublisher
+from portcullis_auth.revocation.publisher import (
+    MemoryRevocationSink,
+    RevocationPublisher,
+    RevocationSink,
+)
 from portcullis_auth.security.login_throttle import (
     LoginThrottle,
     MemoryLoginThrottle,
@@ -18,7 +22,9 @@ from portcullis_auth.security.login_throttle import (
 )
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.settings import AuthSettings
+from portcullis_shared.revocation import MemoryRevocationList
 from portcullis_shared.sql import create_engine, create_sessionmaker
+from portcullis_shared.verifier import TokenVerifier
 
 
 class RedisPolicyError(RuntimeError):
@@ -35,9 +41,17 @@ class AuthRuntime:
     hasher: PasswordHasher
     throttle: LoginThrottle
     publisher: RevocationPublisher | None
+    """Copies revocations to Redis and keeps the copy whole (None without Redis)."""
+    revocation_sink: RevocationSink
+    """Where committed revocations are published."""
+    own_token_verifier: TokenVerifier
+    """Checks tokens presented to the auth service itself, against its own keys."""
 
     @classmethod
-    def create(cls, settings: AuthSettings) -> AuthRuntime:
+    def create(
+        cls, settings: AuthSettings, local_revocations: MemoryRevocationList | None = None
+    ) -> AuthRuntime:
+        """`local_revocations`: the in-process list to publish to when there is no Redis."""
         engine = create_engine(settings.database.url, pool_size=settings.database.pool_size)
         sessionmaker = create_sessionmaker(engine)
         redis = (
@@ -73,6 +87,11 @@ class AuthRuntime:
             hasher=PasswordHasher(),
             throttle=throttle,
             publisher=publisher,
+            revocation_sink=publisher
+            or MemoryRevocationSink(local_revocations or MemoryRevocationList()),
+            own_token_verifier=TokenVerifier(
+                keyring, issuer=tokens.issuer, audience=None, leeway=tokens.leeway
+            ),
         )
 
     async def check_redis_policy(self) -> None:

@@ -27,6 +27,8 @@ class ServerSettings:
     """Port the auth service listens on."""
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     """Peers whose `X-Forwarded-For` is believed (CIDRs)."""
+    cors_origins: tuple[str, ...] = ()
+    """First-party page origins allowed to call the personal-access-token routes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,7 @@ class AuthSettings:
                 host=env.text("HOST", "127.0.0.1"),
                 port=env.integer("PORT", 8000, minimum=1, maximum=65535),
                 trusted_proxies=env.networks("TRUSTED_PROXIES"),
+                cors_origins=env.words("CORS_ORIGINS"),
             ),
             database=DatabaseSettings(
                 url=env.url("DATABASE_URL", schemes=("postgresql+asyncpg", "sqlite+aiosqlite")),

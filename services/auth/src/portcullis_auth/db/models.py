@@ -54,6 +54,8 @@ class OAuthClient(Base):
     first_party: Mapped[bool] = mapped_column(default=False)
     personal_access: Mapped[bool] = mapped_column(default=False)
     """The client personal access tokens are issued to."""
+    introspect: Mapped[bool] = mapped_column(default=False)
+    """May introspect (RFC 7662) tokens of other clients."""
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
 
@@ -75,7 +77,7 @@ class SigningKey(Base):
 
 
 class Grant(Base):
-    """A refresh-token family: the `sid` of every token it produces."""
+    """A refresh-token family or a personal access token: the `sid` of its tokens."""
 
     __tablename__ = "grants"
 
@@ -85,6 +87,8 @@ class Grant(Base):
     grant_type: Mapped[str] = mapped_column(String(100))
     scopes: Mapped[list[str]]
     audience: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(200))
+    """A personal access token's name; None for refresh families."""
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]

@@ -9,11 +9,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 from redis.exceptions import RedisError
 
 from portcullis_auth.http.controllers.health import HealthController
+from portcullis_auth.http.controllers.personal_access import (
+    LogoutController,
+    PersonalAccessTokenController,
+)
+from portcullis_auth.http.controllers.revocation import RevocationController
 from portcullis_auth.http.controllers.token import TokenController
 from portcullis_auth.http.controllers.well_known import WellKnownController
 from portcullis_auth.http.errors import EXCEPTION_HANDLERS
@@ -53,7 +59,22 @@ def create_app(settings: AuthSettings | None = None) -> Litestar:
             await runtime.close()
 
     return Litestar(
-        route_handlers=[TokenController, WellKnownController, HealthController],
+        route_handlers=[
+            TokenController,
+            RevocationController,
+            PersonalAccessTokenController,
+            LogoutController,
+            WellKnownController,
+            HealthController,
+        ],
+        cors_config=CORSConfig(
+            allow_origins=list(resolved.server.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+        )
+        if resolved.server.cors_origins
+        else None,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         logging_config=LoggingConfig(

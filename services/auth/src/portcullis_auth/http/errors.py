@@ -19,6 +19,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from portcullis_auth.keys.keyring import NoSigningKeyError
 from portcullis_auth.oauth2.errors import OAuth2Error, TemporarilyUnavailableError
+from portcullis_auth.services.personal_access import NoPersonalAccessClientError
+from portcullis_shared.errors import BearerError, bearer_error_response
 
 logger = logging.getLogger("portcullis.auth")
 
@@ -70,7 +72,20 @@ def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Respons
     return error_response("server_error", "internal error", 500)
 
 
+def bearer_error_handler(_: Request[Any, Any, Any], exc: BearerError) -> Response[dict[str, str]]:
+    return bearer_error_response("portcullis", exc)
+
+
+def no_pat_client_handler(
+    _: Request[Any, Any, Any], exc: NoPersonalAccessClientError
+) -> Response[dict[str, str]]:
+    logger.error("%s", exc)
+    return error_response("temporarily_unavailable", "personal access tokens are not set up", 503)
+
+
 EXCEPTION_HANDLERS = {
+    BearerError: bearer_error_handler,
+    NoPersonalAccessClientError: no_pat_client_handler,
     OAuth2Error: oauth2_error_handler,
     HTTPException: http_error_handler,
     OperationalError: unavailable_handler,

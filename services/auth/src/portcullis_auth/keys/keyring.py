@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from portcullis_auth.db.models import SigningKey, utcnow
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.repositories.keys import SigningKeyRepository
+from portcullis_shared.errors import InvalidTokenError
 
 PrivateKey = RSAKey | ECKey | OKPKey
 
@@ -119,6 +120,20 @@ class KeyRing:
                 "no active signing key: run `portcullis install` or `portcullis keys generate`"
             )
         return active[-1]
+
+    async def verification_key(self, kid: str) -> LoadedKey | None:
+        """The key with this kid, for checking our own tokens."""
+        for key in await self._fresh_keys():
+            if key.kid == kid:
+                return key
+        return None
+
+    async def get_key(self, kid: str) -> tuple[PrivateKey, str | None]:
+        """`KeySource` for the shared verifier: our own keys, no HTTP round trip."""
+        key = await self.verification_key(kid)
+        if key is None:
+            raise InvalidTokenError("unknown signing key")
+        return key.private_key, key.algorithm
 
     async def jwks_json(self) -> bytes:
         """The JWKS document: public keys only, unique kids, retired keys left out."""

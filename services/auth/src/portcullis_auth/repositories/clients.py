@@ -23,6 +23,14 @@ class ClientRepository:
         )
         return result.scalars().first()
 
+    async def personal_access_client(self) -> OAuthClient | None:
+        result = await self._session.execute(
+            select(OAuthClient)
+            .where(OAuthClient.personal_access.is_(True), OAuthClient.revoked_at.is_(None))
+            .order_by(OAuthClient.created_at)
+        )
+        return result.scalars().first()
+
     async def add(self, client: OAuthClient) -> OAuthClient:
         self._session.add(client)
         await self._session.flush()

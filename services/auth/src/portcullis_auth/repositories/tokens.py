@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, literal, select, update
+from sqlalchemy import func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import AccessToken, Grant, RefreshToken
@@ -22,6 +22,65 @@ class TokenRepository:
 
     async def get_grant(self, grant_id: uuid.UUID) -> Grant | None:
         return await self._session.get(Grant, grant_id)
+
+    async def get_access_token(self, jti: uuid.UUID) -> AccessToken | None:
+        return await self._session.get(AccessToken, jti)
+
+    async def latest_token_expiry(self, sid: uuid.UUID) -> datetime | None:
+        result = await self._session.execute(
+            select(func.max(AccessToken.expires_at)).where(AccessToken.sid == sid)
+        )
+        return result.scalar_one_or_none()
+
+    async def revoke_access_token(self, jti: uuid.UUID, now: datetime) -> None:
+        await self._session.execute(
+            update(AccessToken)
+            .where(AccessToken.jti == jti, AccessToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def revoke_all_of(
+        self, *, now: datetime, user_id: uuid.UUID | None = None, client_id: str | None = None
+    ) -> None:
+        """Mark every grant, refresh token and access token of a user or a client revoked."""
+        grant_filter = (
+            Grant.user_id == user_id if user_id is not None else Grant.client_id == client_id
+        )
+        token_filter = (
+            AccessToken.user_id == user_id
+            if user_id is not None
+            else AccessToken.client_id == client_id
+        )
+        grants = select(Grant.id).where(grant_filter).scalar_subquery()
+        await self._session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.grant_id.in_(grants), RefreshToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+        await self._session.execute(
+            update(Grant).where(grant_filter, Grant.revoked_at.is_(None)).values(revoked_at=now)
+        )
+        await self._session.execute(
+            update(AccessToken)
+            .where(token_filter, AccessToken.revoked_at.is_(None))
+            .values(revoked_at=now)
+        )
+
+    async def personal_access_grants(
+        self, user_id: uuid.UUID, client_id: str, now: datetime
+    ) -> list[Grant]:
+        """A user's live personal access tokens, newest first."""
+        result = await self._session.execute(
+            select(Grant)
+            .where(
+                Grant.user_id == user_id,
+                Grant.client_id == client_id,
+                Grant.revoked_at.is_(None),
+                Grant.expires_at > now,
+            )
+            .order_by(Grant.created_at.desc())
+        )
+        return list(result.scalars())
 
     async def add_access_token(self, record: AccessToken) -> None:
         self._session.add(record)

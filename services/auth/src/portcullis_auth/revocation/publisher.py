@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portcullis_auth.db.models import Revocation, utcnow
 from portcullis_auth.repositories.revocations import RevocationRepository
-from portcullis_shared.revocation import RevocationKeys
+from portcullis_shared.revocation import MemoryRevocationList, RevocationKeys
 
 logger = logging.getLogger("portcullis.revocations")
 
@@ -39,6 +40,32 @@ return 1
 
 class RevocationNotLandedError(Exception):
     """Committed in Postgres, not yet in Redis: the sync loop will land it."""
+
+
+class RevocationSink(Protocol):
+    """Where committed revocations go for the resource services to see."""
+
+    async def publish(self, rows: Sequence[Revocation]) -> None:
+        """Land `rows`, or raise RevocationNotLandedError within about a second."""
+        ...
+
+
+class MemoryRevocationSink:
+    """The embedded default: the auth and posts services share one in-process list."""
+
+    def __init__(self, target: MemoryRevocationList) -> None:
+        self.target = target
+
+    async def publish(self, rows: Sequence[Revocation]) -> None:
+        for row in rows:
+            if row.kind == "jti":
+                self.target.revoke_token(row.subject, row.expires_at.timestamp())
+            elif row.kind == "sid":
+                self.target.revoke_grant(row.subject, row.expires_at.timestamp())
+            elif row.kind == "user" and row.cutoff is not None:
+                self.target.revoke_user(row.subject, row.cutoff)
+            elif row.kind == "client" and row.cutoff is not None:
+                self.target.revoke_client(row.subject, row.cutoff)
 
 
 class RevocationPublisher:
@@ -61,6 +88,9 @@ class RevocationPublisher:
                 pipe.set(key, row.cutoff if row.cutoff is not None else 1, ex=ttl)
             await pipe.execute()
         await self._advance(keys=[self.keys.sequence], args=[max(row.id for row in rows)])
+
+    async def publish(self, rows: Sequence[Revocation]) -> None:
+        await self.push_within_deadline(rows)
 
     async def push_within_deadline(
         self, rows: Sequence[Revocation], deadline: float = PUSH_DEADLINE

@@ -38,6 +38,7 @@ class ClientSpec:
     public: bool = False
     first_party: bool = False
     personal_access: bool = False
+    introspect: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +96,7 @@ class ClientService:
             redirect_uris=list(spec.redirect_uris),
             first_party=spec.first_party,
             personal_access=spec.personal_access,
+            introspect=spec.introspect,
             created_at=utcnow(),
             revoked_at=None,
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -10,12 +9,11 @@ from datetime import UTC, datetime, timedelta
 from joserfc import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portcullis_auth import events
 from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken, User, utcnow
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.repositories.tokens import TokenRepository
-from portcullis_auth.revocation.recorder import RevocationRecorder
 from portcullis_auth.security.secrets import generate_secret, hash_secret
+from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.settings import TokenSettings
 from portcullis_shared.claims import ACCESS_TOKEN_TYPE
 from portcullis_shared.scopes import format_scope
@@ -53,7 +51,7 @@ class TokenService:
         self._tokens = TokenRepository(session)
         self._settings = settings
         self._keyring = keyring
-        self.revocations = RevocationRecorder(session, max_token_ttl=settings.max_token_ttl)
+        self.revocations = RevocationService(session, settings)
         """Revocations this request made; they reach Redis once committed."""
 
     async def issue_access_token(
@@ -143,23 +141,6 @@ class TokenService:
     async def successor_is_unused(self, token: RefreshToken) -> bool:
         child = await self._tokens.find_child(token.id)
         return child is not None and child.used_at is None and child.revoked_at is None
-
-    async def revoke_grant(self, grant: Grant, reason: str) -> None:
-        now = utcnow()
-        await self._tokens.revoke_grant(grant.id, now)
-        # Every access token of the family expires within one access-token lifetime.
-        await self.revocations.grant(
-            grant.id,
-            now + timedelta(seconds=self._settings.access_token_ttl + self._settings.leeway),
-        )
-        events.emit(
-            "grant_revoked",
-            logging.WARNING,
-            reason=reason,
-            sid=grant.id,
-            client=grant.client_id,
-            user=grant.user_id,
-        )
 
     def _new_refresh_token(self, grant: Grant, now: datetime) -> tuple[str, RefreshToken]:
         token = generate_secret()

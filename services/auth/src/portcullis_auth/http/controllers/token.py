@@ -30,10 +30,8 @@ MAX_TOKEN_REQUEST_BYTES = 16 * 1024
 
 async def publish_quietly(runtime: AuthRuntime, rows: Sequence[Revocation]) -> None:
     """Push revocations made on the way to an error answer; the sync loop lands any miss."""
-    if runtime.publisher is None:
-        return
     try:
-        await runtime.publisher.push_within_deadline(rows)
+        await runtime.revocation_sink.publish(rows)
     except RevocationNotLandedError:
         logger.warning("revocation committed but not yet in Redis; the sync loop will land it")
 

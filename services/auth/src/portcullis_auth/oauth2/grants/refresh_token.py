@@ -78,7 +78,7 @@ class RefreshTokenGrant(Grant):
         ):
             events.emit("refresh_token_repeated", sid=grant.id, client=grant.client_id)
             raise InvalidGrantError("the refresh token was already used")
-        await self.context.tokens.revoke_grant(grant, reason="refresh_token_reuse")
+        await self.context.tokens.revocations.revoke_grant(grant, reason="refresh_token_reuse")
         raise InvalidGrantError(_INVALID, keep_changes=True)
 
     async def _still_allowed(self, client: OAuthClient, grant: GrantRow) -> User | None:

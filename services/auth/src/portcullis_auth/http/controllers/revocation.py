@@ -1,0 +1,109 @@
+"""POST /oauth/revoke (RFC 7009) and POST /oauth/introspect (RFC 7662)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, MediaType, Request, Response, post
+from litestar.datastructures import State
+
+from portcullis_auth.db.models import OAuthClient, utcnow
+from portcullis_auth.http.errors import NO_STORE
+from portcullis_auth.http.publishing import publish_or_503
+from portcullis_auth.oauth2.client_auth import extract_client_credentials
+from portcullis_auth.oauth2.request import TokenRequest, parse_form
+from portcullis_auth.runtime import runtime_of
+from portcullis_auth.services.clients import ClientService
+from portcullis_auth.services.revocations import RevocationService
+from portcullis_auth.services.token_lookup import FoundAccessToken, FoundToken, TokenLookup
+
+MAX_BODY_BYTES = 16 * 1024
+
+
+def _owner(found: FoundToken) -> str:
+    return found.record.client_id if isinstance(found, FoundAccessToken) else found.grant.client_id
+
+
+class RevocationController(Controller):
+    @post("/oauth/revoke", request_max_body_size=MAX_BODY_BYTES, status_code=200)
+    async def revoke(self, request: Request[Any, Any, State], state: State) -> Response[bytes]:
+        """§2.1: the client revokes one of its own tokens; unknown tokens are not an error."""
+        runtime = runtime_of(state)
+        form = parse_form(await request.body(), request.headers.get("content-type"))
+        token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
+        async with runtime.sessionmaker() as session:
+            client = await ClientService(session).authenticate(
+                extract_client_credentials(token_request)
+            )
+            token = token_request.require("token")
+            found = await TokenLookup(session, runtime.keyring).find(token)
+            revocations = RevocationService(session, runtime.settings.tokens)
+            # §2.2: another client's token is left alone, and the answer does not say so.
+            if found is not None and _owner(found) == client.id:
+                if isinstance(found, FoundAccessToken):
+                    await revocations.revoke_access_token(found.record, reason="rfc7009")
+                else:
+                    # A refresh token takes its whole grant with it.
+                    await revocations.revoke_grant(found.grant, reason="rfc7009")
+            await session.commit()
+        await publish_or_503(runtime, revocations.recorded)
+        return Response(b"", status_code=200, headers=NO_STORE)
+
+    @post("/oauth/introspect", request_max_body_size=MAX_BODY_BYTES, status_code=200)
+    async def introspect(
+        self, request: Request[Any, Any, State], state: State
+    ) -> Response[dict[str, object]]:
+        """§2.2: active only for a live token the caller may see; everything else is inactive."""
+        runtime = runtime_of(state)
+        form = parse_form(await request.body(), request.headers.get("content-type"))
+        token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
+        async with runtime.sessionmaker() as session:
+            client = await ClientService(session).authenticate(
+                extract_client_credentials(token_request)
+            )
+            found = await TokenLookup(session, runtime.keyring).find(token_request.require("token"))
+            body = describe(found, client, runtime.settings.tokens.issuer)
+        return Response(body, status_code=200, media_type=MediaType.JSON, headers=NO_STORE)
+
+
+def describe(found: FoundToken | None, caller: OAuthClient, issuer: str) -> dict[str, object]:
+    inactive: dict[str, object] = {"active": False}
+    if found is None or (_owner(found) != caller.id and not caller.introspect):
+        return inactive
+    now = utcnow()
+    if isinstance(found, FoundAccessToken):
+        record = found.record
+        if record.revoked_at is not None or record.expires_at <= now:
+            return inactive
+        return {
+            "active": True,
+            "token_type": "access_token",
+            "scope": " ".join(sorted(record.scopes)),
+            "client_id": record.client_id,
+            "sub": found.claims.get("sub"),
+            "aud": record.audience,
+            "iss": issuer,
+            "exp": int(record.expires_at.timestamp()),
+            "iat": found.claims.get("iat"),
+            "jti": str(record.jti),
+            "sid": str(record.sid),
+        }
+    token, grant = found.token, found.grant
+    if (
+        token.revoked_at is not None
+        or token.used_at is not None
+        or grant.revoked_at is not None
+        or min(token.expires_at, grant.expires_at) <= now
+    ):
+        return inactive
+    return {
+        "active": True,
+        "token_type": "refresh_token",
+        "scope": " ".join(sorted(grant.scopes)),
+        "client_id": grant.client_id,
+        "sub": str(grant.user_id) if grant.user_id else grant.client_id,
+        "iss": issuer,
+        "exp": int(min(token.expires_at, grant.expires_at).timestamp()),
+        "iat": int(token.created_at.timestamp()),
+        "sid": str(grant.id),
+    }

@@ -1,0 +1,66 @@
+"""Finding the record behind a token string (RFC 7009 revocation, RFC 7662 introspection).
+
+An access token is ours only if its signature verifies under one of our keys;
+a refresh token is found by its hash. Anything else is unknown.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from dataclasses import dataclass
+
+from joserfc import jws
+from joserfc.errors import JoseError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portcullis_auth.db.models import AccessToken, Grant, RefreshToken
+from portcullis_auth.keys.keyring import KeyRing
+from portcullis_auth.repositories.tokens import TokenRepository
+from portcullis_auth.security.secrets import hash_secret
+
+
+@dataclass(frozen=True, slots=True)
+class FoundAccessToken:
+    record: AccessToken
+    claims: dict[str, object]
+
+
+@dataclass(frozen=True, slots=True)
+class FoundRefreshToken:
+    token: RefreshToken
+    grant: Grant
+
+
+FoundToken = FoundAccessToken | FoundRefreshToken
+
+
+class TokenLookup:
+    def __init__(self, session: AsyncSession, keyring: KeyRing) -> None:
+        self._tokens = TokenRepository(session)
+        self._keyring = keyring
+
+    async def find(self, token: str) -> FoundToken | None:
+        if len(token) > 8192:
+            return None
+        if token.count(".") == 2:
+            return await self._find_access_token(token)
+        found = await self._tokens.find_refresh_token(hash_secret(token))
+        return None if found is None else FoundRefreshToken(*found)
+
+    async def _find_access_token(self, token: str) -> FoundAccessToken | None:
+        try:
+            segment = token.split(".", 1)[0]
+            header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+            kid = header["kid"]
+            key = await self._keyring.verification_key(kid) if isinstance(kid, str) else None
+            if key is None:
+                return None
+            verified = jws.deserialize_compact(token, key.private_key, algorithms=[key.algorithm])
+            claims = json.loads(verified.payload)
+            record = await self._tokens.get_access_token(uuid.UUID(str(claims["jti"])))
+        except (JoseError, ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+            return None
+        return None if record is None else FoundAccessToken(record, claims)
