@@ -8,10 +8,8 @@ user create`, `portcullis client create`, then `portcullis serve auth`.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
-import socket
 import subprocess
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -22,58 +20,17 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.auth.conftest import auth_environ
-from tests.integration.processes import ServiceProcess, executable
+from tests.integration.processes import (
+    Cli,
+    ClientCredentials,
+    ServiceProcess,
+    executable,
+    free_port,
+)
+from tests.integration.stack import Stack, running_stack
 
-CLI_TIMEOUT = 120.0
 USER_EMAIL = "ada@example.com"
 MACHINE_CLIENT_NAME = "machine"
-
-
-def free_port() -> int:
-    """A port nothing listens on right now (the OS picks it for a socket bound to 0)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def portcullis_executable() -> str:
-    """The `portcullis` script installed beside this interpreter."""
-    return executable("portcullis")
-
-
-@dataclass(frozen=True, slots=True)
-class ClientCredentials:
-    client_id: str
-    client_secret: str
-
-
-@dataclass(frozen=True, slots=True)
-class Cli:
-    """Runs `portcullis ...` as a subprocess in the service's environment."""
-
-    environ: dict[str, str]
-    cwd: Path
-
-    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        completed = subprocess.run(
-            [portcullis_executable(), *args],
-            input=stdin,
-            capture_output=True,
-            text=True,
-            env=self.environ,
-            cwd=self.cwd,
-            timeout=CLI_TIMEOUT,
-            check=False,
-        )
-        assert completed.returncode == 0, (
-            f"portcullis {' '.join(args)} exited {completed.returncode}\n"
-            f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
-        )
-        return completed
-
-    def json(self, *args: str, stdin: str | None = None) -> Any:
-        return json.loads(self.run(*args, "--json", stdin=stdin).stdout)
 
 
 @dataclass
@@ -211,3 +168,22 @@ def auth_server(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    postgres_url: str,
+    redis_url: str,
+    template_database: str,
+    resource_template_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Stack]:
+    """Both services as real processes, shared by the tests of one module."""
+    async with running_stack(
+        postgres_url,
+        redis_url,
+        template_database,
+        resource_template_database,
+        tmp_path_factory.mktemp("stack"),
+    ) as running:
+        yield running

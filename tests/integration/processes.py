@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 import requests
 
+CLI_TIMEOUT = 120.0
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -105,3 +109,50 @@ class ServiceProcess:
             if self.log_path.exists()
             else ""
         )
+
+
+def free_port() -> int:
+    """A port nothing listens on right now (the OS picks it for a socket bound to 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def portcullis_executable() -> str:
+    """The `portcullis` script installed beside this interpreter."""
+    return executable("portcullis")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cli:
+    """Runs `portcullis ...` as a subprocess in the service's environment."""
+
+    environ: dict[str, str]
+    cwd: Path
+
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        completed = subprocess.run(
+            [portcullis_executable(), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.environ,
+            cwd=self.cwd,
+            timeout=CLI_TIMEOUT,
+            check=False,
+        )
+        assert completed.returncode == 0, (
+            f"portcullis {' '.join(args)} exited {completed.returncode}\n"
+            f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+        )
+        return completed
+
+    def json(self, *args: str, stdin: str | None = None) -> Any:
+        return json.loads(self.run(*args, "--json", stdin=stdin).stdout)
