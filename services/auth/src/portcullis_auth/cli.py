@@ -619,19 +619,24 @@ def serve() -> None:
 
 @main.command()
 @click.option("--port", type=int, default=8000, show_default=True, help="Auth service port.")
+@click.option("--posts-port", type=int, default=8001, show_default=True, help="Posts service port.")
 @click.option(
     "--data",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path(".portcullis"),
     show_default=True,
-    help="Folder for the embedded database and dev secrets.",
+    help="Folder for the embedded databases and dev secrets.",
 )
-def dev(port: int, data: Path) -> None:
-    """Run the stack on embedded defaults: SQLite, 127.0.0.1, installs itself."""
-    import uvicorn  # noqa: PLC0415 - only serving commands need the server
-
-    from portcullis_auth.dev import DEMO_EMAIL, DevState, banner, dev_settings  # noqa: PLC0415
-    from portcullis_auth.http.app import create_app  # noqa: PLC0415
+def dev(port: int, posts_port: int, data: Path) -> None:
+    """Run the whole stack on embedded defaults: SQLite, 127.0.0.1, playground on."""
+    from portcullis_auth.dev import (  # noqa: PLC0415
+        DEMO_EMAIL,
+        DevState,
+        banner,
+        dev_settings,
+        resource_environ,
+        serve_both,
+    )
 
     state = DevState.load_or_create(data)
     try:
@@ -656,15 +661,12 @@ def dev(port: int, data: Path) -> None:
             password_client_secret=str(password_client["client_secret"]),
         )
         state.save()
-    click.echo(banner(state, settings))
-    uvicorn.run(
-        create_app(settings),
-        host="127.0.0.1",
-        port=port,
-        access_log=False,
-        proxy_headers=False,
-        log_level="info",
-    )
+    click.echo(banner(state, settings, f"http://127.0.0.1:{posts_port}"))
+    try:
+        environ = resource_environ(state, settings, posts_port)
+        asyncio.run(serve_both(settings, environ, posts_port))
+    except SettingsError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
 
 
 @serve.command("auth")

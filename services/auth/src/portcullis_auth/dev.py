@@ -1,21 +1,26 @@
-"""`portcullis dev`: the embedded default, one command from a fresh clone.
+"""`portcullis dev`: the whole stack in one process, one command from a fresh clone.
 
-SQLite and in-process login throttling (Redis when PORTCULLIS_REDIS_URL is
-set), bound to 127.0.0.1, data in one folder that survives restarts. The first
-run installs itself and creates a demo user; every run prints the URLs and the
-credentials to try. Not for production: it keeps the dev secrets in that folder.
+The auth service (port 8000) and the posts service (port 8001) run side by
+side on SQLite, sharing the key ring and an in-process revocation list (Redis
+when PORTCULLIS_REDIS_URL is set), bound to 127.0.0.1, with the playground
+on. The first run installs itself and creates a demo user; every run prints
+the URLs and the credentials to try. Data lives in one folder and survives
+restarts. Not for production: that folder holds the dev secrets.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from portcullis_auth.settings import AuthSettings
 from portcullis_shared.environment import load_dotenv_file
+from portcullis_shared.revocation import MemoryRevocationList
 
 DEMO_EMAIL = "demo@example.com"
 
@@ -52,37 +57,67 @@ class DevState:
             data = json.loads(state_file.read_text())
             return cls(folder=folder, **data)
         state = cls(
-            folder=folder,
-            secret_key=secrets.token_hex(32),
-            demo_password=secrets.token_urlsafe(12),
+            folder=folder, secret_key=secrets.token_hex(32), demo_password=secrets.token_urlsafe(12)
         )
         state.save()
         return state
 
 
+def _environ(defaults: dict[str, str], fixed: dict[str, str]) -> dict[str, str]:
+    """Embedded defaults, then any PORTCULLIS_* variable that is set, then what this run fixes."""
+    from_env = {k: v for k, v in os.environ.items() if k.startswith("PORTCULLIS_")}
+    return {**defaults, **from_env, **fixed}
+
+
 def dev_settings(state: DevState, port: int) -> AuthSettings:
-    """Embedded defaults; any PORTCULLIS_* variable that is set still wins."""
     load_dotenv_file()
     database = state.folder.resolve() / "auth.db"
-    environ = {
-        "PORTCULLIS_ISSUER": f"http://127.0.0.1:{port}",
-        "PORTCULLIS_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
-        "PORTCULLIS_SECRET_KEY": state.secret_key,
-        "PORTCULLIS_HOST": "127.0.0.1",
-        "PORTCULLIS_PORT": str(port),
-        **{k: v for k, v in os.environ.items() if k.startswith("PORTCULLIS_")},
-    }
-    return AuthSettings.from_env(environ, require_redis=False)
+    return AuthSettings.from_env(
+        _environ(
+            {
+                "PORTCULLIS_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+                "PORTCULLIS_SECRET_KEY": state.secret_key,
+                # The posts service's login proxy runs in this process, on loopback.
+                "PORTCULLIS_TRUSTED_PROXIES": "127.0.0.1/32",
+            },
+            {
+                "PORTCULLIS_ISSUER": f"http://127.0.0.1:{port}",
+                "PORTCULLIS_HOST": "127.0.0.1",
+                "PORTCULLIS_PORT": str(port),
+            },
+        ),
+        require_redis=False,
+    )
 
 
-def banner(state: DevState, settings: AuthSettings) -> str:
+def resource_environ(state: DevState, auth: AuthSettings, port: int) -> dict[str, str]:
+    database = state.folder.resolve() / "posts.db"
+    return _environ(
+        {
+            "PORTCULLIS_AUDIENCE": "posts",
+            "PORTCULLIS_PLAYGROUND": "on",
+        },
+        # These follow the auth service and this run, whatever the environment says.
+        {
+            "PORTCULLIS_ISSUER": auth.tokens.issuer,
+            "PORTCULLIS_JWKS_URL": f"{auth.tokens.issuer}/.well-known/jwks.json",
+            "PORTCULLIS_AUTH_URL": auth.tokens.issuer,
+            "PORTCULLIS_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+            "PORTCULLIS_PORT": str(port),
+            "PORTCULLIS_PASSWORD_CLIENT_ID": state.password_client_id or "",
+            "PORTCULLIS_PASSWORD_CLIENT_SECRET": state.password_client_secret or "",
+        },
+    )
+
+
+def banner(state: DevState, settings: AuthSettings, posts_url: str) -> str:
     issuer = settings.tokens.issuer
     lines = [
         "",
         "Portcullis dev stack (embedded defaults; not for production)",
         f"  auth service     {issuer}",
-        f"  JWKS             {issuer}/.well-known/jwks.json",
-        f"  metadata         {issuer}/.well-known/oauth-authorization-server",
+        f"  posts service    {posts_url}/api/posts",
+        f"  playground       {posts_url}/playground",
         f"  data folder      {state.folder.resolve()}",
         f"  demo user        {DEMO_EMAIL} / {state.demo_password}",
     ]
@@ -93,7 +128,43 @@ def banner(state: DevState, settings: AuthSettings) -> str:
             "Try:",
             f"  curl -s {issuer}/oauth/token -u '{state.password_client_id}:"
             f"{state.password_client_secret}' \\",
-            f"    -d grant_type=password -d username={DEMO_EMAIL} "
-            f"-d password='{state.demo_password}'",
+            f"    -d grant_type=password -d username={DEMO_EMAIL} -d password='{state.demo_password}'",
         ]
     return "\n".join([*lines, ""])
+
+
+async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts_port: int) -> None:
+    """Both services in this process, sharing keys and the revocation list."""
+    import uvicorn  # noqa: PLC0415 - only serving needs the server
+
+    from portcullis_auth.http.app import create_app  # noqa: PLC0415
+    from portcullis_auth.runtime import AuthRuntime  # noqa: PLC0415
+    from portcullis_resource.db.migrate import upgrade_async as upgrade_posts  # noqa: PLC0415
+    from portcullis_resource.http.app import create_app as create_posts_app  # noqa: PLC0415
+    from portcullis_resource.settings import ResourceSettings  # noqa: PLC0415
+    from portcullis_shared.plugin import PortcullisGuard  # noqa: PLC0415
+
+    revocations = MemoryRevocationList()
+    runtime = AuthRuntime.create(settings, local_revocations=revocations)
+    posts_settings = ResourceSettings.from_env(resource_env)
+    await upgrade_posts(posts_settings.database_url)
+    guard = PortcullisGuard(
+        posts_settings.guard,
+        keys=runtime.keyring,  # the same process: no JWKS round trip needed
+        revocations=None if posts_settings.guard.redis_url else revocations,
+    )
+    common: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "access_log": False,
+        "proxy_headers": False,
+        "log_level": "info",
+    }
+    servers = [
+        uvicorn.Server(
+            uvicorn.Config(create_app(runtime=runtime), port=settings.server.port, **common)
+        ),
+        uvicorn.Server(
+            uvicorn.Config(create_posts_app(posts_settings, guard=guard), port=posts_port, **common)
+        ),
+    ]
+    await asyncio.gather(*(server.serve() for server in servers))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from litestar.datastructures import State
 from redis.asyncio import Redis
@@ -11,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.revocation.publisher import (
+    LocalRevocationFollower,
     MemoryRevocationSink,
     RevocationPublisher,
     RevocationSink,
@@ -25,6 +29,8 @@ from portcullis_auth.settings import AuthSettings
 from portcullis_shared.revocation import MemoryRevocationList
 from portcullis_shared.sql import create_engine, create_sessionmaker
 from portcullis_shared.verifier import TokenVerifier
+
+logger = logging.getLogger("portcullis.auth")
 
 
 class RedisPolicyError(RuntimeError):
@@ -45,6 +51,8 @@ class AuthRuntime:
     revocation_sink: RevocationSink
     """Where committed revocations are published."""
     own_token_verifier: TokenVerifier
+    follower: LocalRevocationFollower | None
+    """Without Redis: keeps the in-process list level with the revocations table."""
     """Checks tokens presented to the auth service itself, against its own keys."""
 
     @classmethod
@@ -73,6 +81,7 @@ class AuthRuntime:
         keyring = KeyRing(
             sessionmaker, KeySealer(settings.secret_key), max_token_ttl=tokens.max_token_ttl
         )
+        local_sink = MemoryRevocationSink(local_revocations or MemoryRevocationList())
         publisher = (
             RevocationPublisher(redis, sessionmaker, settings.redis.key_prefix)
             if redis is not None
@@ -87,12 +96,24 @@ class AuthRuntime:
             hasher=PasswordHasher(),
             throttle=throttle,
             publisher=publisher,
-            revocation_sink=publisher
-            or MemoryRevocationSink(local_revocations or MemoryRevocationList()),
+            revocation_sink=publisher or local_sink,
             own_token_verifier=TokenVerifier(
                 keyring, issuer=tokens.issuer, audience=None, leeway=tokens.leeway
             ),
+            follower=None if publisher else LocalRevocationFollower(sessionmaker, local_sink),
         )
+
+    async def background_tasks(self) -> list[Coroutine[Any, Any, None]]:
+        """Bring the revocation list level once, then the loops that keep it level."""
+        if self.publisher is not None:
+            return [self.publisher.run_forever()]
+        if self.follower is not None:
+            try:
+                await self.follower.catch_up()
+            except Exception as exc:  # noqa: BLE001 - the loop retries every second
+                logger.warning("revocations not loaded at startup: %s", type(exc).__name__)
+            return [self.follower.run_forever()]
+        return []
 
     async def check_redis_policy(self) -> None:
         """Refuse a Redis that may evict keys: an evicted revocation would un-revoke a token."""

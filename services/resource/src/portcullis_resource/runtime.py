@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+import httpx
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -18,11 +19,22 @@ class ResourceRuntime:
     settings: ResourceSettings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    http_client: httpx.AsyncClient
+    """Talks to the auth service for the login proxy."""
 
     @classmethod
     def create(cls, settings: ResourceSettings) -> ResourceRuntime:
         engine = create_engine(settings.database_url)
-        return cls(settings=settings, engine=engine, sessionmaker=create_sessionmaker(engine))
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            http_client=httpx.AsyncClient(follow_redirects=False),
+        )
+
+    async def close(self) -> None:
+        await self.http_client.aclose()
+        await self.engine.dispose()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from portcullis_shared.environment import EnvReader, load_dotenv_file
 from portcullis_shared.plugin import GuardConfig
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordProxySettings:
+    auth_url: str
+    """The auth service's URL as this service reaches it."""
+    client_id: str
+    """The first-party password client the proxy speaks as."""
+    client_secret: str = field(repr=False)
+    """Its secret: added here, never sent to the browser."""
+
+    @classmethod
+    def from_env(cls, env: EnvReader) -> PasswordProxySettings | None:
+        if env.raw("PASSWORD_CLIENT_ID") is None:
+            return None
+        return cls(
+            auth_url=env.url("AUTH_URL", schemes=("http", "https")),
+            client_id=env.text("PASSWORD_CLIENT_ID"),
+            client_secret=env.text("PASSWORD_CLIENT_SECRET"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +40,10 @@ class ResourceSettings:
     """Address the posts service binds to."""
     port: int = 8001
     """Port the posts service listens on."""
+    proxy: PasswordProxySettings | None = None
+    """The first-party login proxy; None leaves its routes answering 503."""
+    playground: bool = False
+    """Serve the token playground at /playground."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceSettings:
@@ -31,6 +55,8 @@ class ResourceSettings:
             ),
             host=env.text("HOST", "127.0.0.1"),
             port=env.integer("PORT", 8001, minimum=1, maximum=65535),
+            proxy=PasswordProxySettings.from_env(env),
+            playground=env.flag("PLAYGROUND", default=False),
         )
 
 

@@ -29,34 +29,39 @@ from portcullis_auth.settings import AuthSettings, get_settings
 logger = logging.getLogger("portcullis.auth")
 
 
-def create_app(settings: AuthSettings | None = None) -> Litestar:
-    """Build the auth service; settings default to the environment's."""
-    resolved = settings or get_settings()
+def create_app(
+    settings: AuthSettings | None = None, runtime: AuthRuntime | None = None
+) -> Litestar:
+    """Build the auth service; settings default to the environment's.
+
+    `runtime` lets a host process (the embedded default) share the key ring
+    and revocation list with a posts service in the same process.
+    """
+    resolved = runtime.settings if runtime is not None else settings or get_settings()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        runtime = AuthRuntime.create(resolved)
-        app.state.runtime = runtime
-        sync_task = None
+        current = runtime or AuthRuntime.create(resolved)
+        app.state.runtime = current
+        tasks: list[asyncio.Task[None]] = []
         try:
             try:
-                await runtime.check_redis_policy()
+                await current.check_redis_policy()
             except (RedisError, OSError) as exc:
                 # Not fatal: throttling answers 503 and the sync loop rebuilds when it is back.
                 logger.warning("Redis unreachable at startup: %s", type(exc).__name__)
             try:
-                await runtime.keyring.reload()
+                await current.keyring.reload()
             except Exception as exc:  # noqa: BLE001 - start anyway; /readyz reports it
                 logger.warning("signing keys not loaded at startup: %s", type(exc).__name__)
-            if runtime.publisher is not None:
-                sync_task = asyncio.create_task(runtime.publisher.run_forever())
+            tasks = [asyncio.create_task(loop) for loop in await current.background_tasks()]
             yield
         finally:
-            if sync_task is not None:
-                sync_task.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sync_task
-            await runtime.close()
+                    await task
+            await current.close()
 
     return Litestar(
         route_handlers=[

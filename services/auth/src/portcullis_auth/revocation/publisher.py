@@ -157,3 +157,34 @@ class RevocationPublisher:
             except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
                 logger.warning("revocation sync failed: %s", type(exc).__name__)
             await asyncio.sleep(SYNC_INTERVAL)
+
+
+class LocalRevocationFollower:
+    """Without Redis (the embedded default): follow the revocations table into the
+    in-process list, so revocations made by any process (the CLI included) apply."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], sink: MemoryRevocationSink
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._sink = sink
+        self._seen = 0
+
+    async def catch_up(self) -> None:
+        while True:
+            async with self._sessionmaker() as session:
+                rows = await RevocationRepository(session).live_after(self._seen, utcnow(), BATCH)
+            if not rows:
+                return
+            await self._sink.publish(rows)
+            self._seen = rows[-1].id
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.catch_up()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
+                logger.warning("revocation follow failed: %s", type(exc).__name__)
+            await asyncio.sleep(SYNC_INTERVAL)

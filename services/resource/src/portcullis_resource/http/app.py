@@ -11,7 +11,9 @@ from litestar.openapi import OpenAPIConfig
 
 from portcullis_resource.http.controllers.health import HealthController
 from portcullis_resource.http.controllers.me import MeController
+from portcullis_resource.http.controllers.playground import PlaygroundController
 from portcullis_resource.http.controllers.posts import PostController
+from portcullis_resource.http.controllers.proxy import LoginProxyController
 from portcullis_resource.http.errors import EXCEPTION_HANDLERS
 from portcullis_resource.runtime import ResourceRuntime
 from portcullis_resource.settings import ResourceSettings, get_settings
@@ -31,10 +33,16 @@ def create_app(
         try:
             yield
         finally:
-            await runtime.engine.dispose()
+            await runtime.close()
 
     return Litestar(
-        route_handlers=[PostController, MeController, HealthController],
+        route_handlers=[
+            PostController,
+            MeController,
+            HealthController,
+            LoginProxyController,
+            *([PlaygroundController] if resolved.playground else []),
+        ],
         plugins=[guard or PortcullisGuard(resolved.guard)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],

@@ -1,0 +1,209 @@
+"""The first-party login proxy (Passport's "password grant for your own SPA").
+
+The browser posts a username and password here; this service adds the
+password client's id and secret from its configuration, forwards the
+request to the auth service with the caller's address in `X-Forwarded-For`,
+and returns the answer and status unchanged. The secret never reaches the
+browser. Refresh, RFC 7009 revocation and the personal access token routes
+pass through the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+from urllib.parse import parse_qsl
+
+import httpx
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath
+
+from portcullis_resource.runtime import runtime_of
+from portcullis_resource.settings import PasswordProxySettings
+
+PROXY_TIMEOUT = 10.0
+MAX_BODY_BYTES = 16 * 1024
+# What the proxy forwards from the auth service's answer; nothing else.
+PASSED_HEADERS = ("content-type", "cache-control", "pragma", "retry-after", "www-authenticate")
+
+
+class ProxyError(Exception):
+    """A request the proxy refuses before forwarding; answered 400."""
+
+
+def _error(status: int, error: str, description: str) -> Response[dict[str, str]]:
+    return Response(
+        {"error": error, "error_description": description},
+        status_code=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def read_fields(
+    request: Request[Any, Any, State], allowed: tuple[str, ...]
+) -> dict[str, str]:
+    """A JSON object or a form, with string values only; unknown fields are dropped."""
+    body = await request.body()
+    media_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    try:
+        if media_type == "application/json":
+            raw = msgspec.json.decode(body)
+        elif media_type == "application/x-www-form-urlencoded":
+            raw = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=False))
+        else:
+            raise ProxyError("send JSON or a form")
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise ProxyError("the body is not valid JSON or form data") from None
+    if not isinstance(raw, dict):
+        raise ProxyError("the body must be an object")
+    fields: dict[str, str] = {}
+    for name in allowed:
+        value = raw.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > 4096:
+            raise ProxyError(f"{name} must be a string")
+        fields[name] = value
+    return fields
+
+
+class LoginProxyController(Controller):
+    path = "/api/oauth"
+    opt = {"exclude_from_auth": True}  # noqa: RUF012 - Litestar reads it as a class attribute
+
+    @post("/password/token", request_max_body_size=MAX_BODY_BYTES)
+    async def password_token(
+        self, request: Request[Any, Any, State], state: State
+    ) -> Response[Any]:
+        return await self._forward_form(
+            request,
+            state,
+            "/oauth/token",
+            ("username", "password", "scope"),
+            {"grant_type": "password"},
+            required=("username", "password"),
+        )
+
+    @post("/refresh", request_max_body_size=MAX_BODY_BYTES)
+    async def refresh(self, request: Request[Any, Any, State], state: State) -> Response[Any]:
+        return await self._forward_form(
+            request,
+            state,
+            "/oauth/token",
+            ("refresh_token", "scope"),
+            {"grant_type": "refresh_token"},
+            required=("refresh_token",),
+        )
+
+    @post("/revoke", request_max_body_size=MAX_BODY_BYTES)
+    async def revoke(self, request: Request[Any, Any, State], state: State) -> Response[Any]:
+        return await self._forward_form(
+            request, state, "/oauth/revoke", ("token", "token_type_hint"), {}, required=("token",)
+        )
+
+    @get("/personal-access-tokens")
+    async def list_personal_access_tokens(
+        self, request: Request[Any, Any, State], state: State
+    ) -> Response[Any]:
+        return await self._forward_bearer(request, state, "GET", "/oauth/personal-access-tokens")
+
+    @post("/personal-access-tokens", request_max_body_size=MAX_BODY_BYTES)
+    async def create_personal_access_token(
+        self, request: Request[Any, Any, State], state: State
+    ) -> Response[Any]:
+        return await self._forward_bearer(request, state, "POST", "/oauth/personal-access-tokens")
+
+    @delete("/personal-access-tokens/{token_id:uuid}", status_code=200)  # the answer sets it
+    async def revoke_personal_access_token(
+        self, request: Request[Any, Any, State], state: State, token_id: FromPath[uuid.UUID]
+    ) -> Response[Any]:
+        return await self._forward_bearer(
+            request, state, "DELETE", f"/oauth/personal-access-tokens/{token_id}"
+        )
+
+    @post("/logout")
+    async def logout(self, request: Request[Any, Any, State], state: State) -> Response[Any]:
+        return await self._forward_bearer(request, state, "POST", "/oauth/logout")
+
+    async def _forward_form(
+        self,
+        request: Request[Any, Any, State],
+        state: State,
+        path: str,
+        allowed: tuple[str, ...],
+        fixed: dict[str, str],
+        *,
+        required: tuple[str, ...],
+    ) -> Response[Any]:
+        runtime = runtime_of(state)
+        proxy = runtime.settings.proxy
+        if proxy is None:
+            return _error(503, "temporarily_unavailable", "the login proxy is not configured")
+        try:
+            fields = await read_fields(request, allowed)
+        except ProxyError as exc:
+            return _error(400, "invalid_request", str(exc))
+        missing = [name for name in required if not fields.get(name)]
+        if missing:
+            return _error(400, "invalid_request", f"missing field: {', '.join(missing)}")
+        return await self._send(
+            runtime.http_client,
+            proxy,
+            "POST",
+            path,
+            request,
+            data={**fields, **fixed},
+            auth=(proxy.client_id, proxy.client_secret),
+        )
+
+    async def _forward_bearer(
+        self, request: Request[Any, Any, State], state: State, method: str, path: str
+    ) -> Response[Any]:
+        runtime = runtime_of(state)
+        proxy = runtime.settings.proxy
+        if proxy is None:
+            return _error(503, "temporarily_unavailable", "the login proxy is not configured")
+        headers = {}
+        authorization = request.headers.get("authorization")
+        if authorization:
+            headers["Authorization"] = authorization
+        content = await request.body() if method == "POST" else None
+        if content:
+            headers["Content-Type"] = request.headers.get("content-type") or "application/json"
+        return await self._send(
+            runtime.http_client, proxy, method, path, request, content=content, headers=headers
+        )
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        proxy: PasswordProxySettings,
+        method: str,
+        path: str,
+        request: Request[Any, Any, State],
+        *,
+        data: dict[str, str] | None = None,
+        content: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> Response[Any]:
+        forwarded = {
+            **(headers or {}),
+            "X-Forwarded-For": request.client.host if request.client else "unknown",
+        }
+        try:
+            answer = await client.request(
+                method,
+                proxy.auth_url + path,
+                data=data,
+                content=content,
+                headers=forwarded,
+                auth=auth,
+                timeout=PROXY_TIMEOUT,
+            )
+        except httpx.HTTPError:
+            return _error(503, "temporarily_unavailable", "the auth service cannot be reached")
+        passed = {name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers}
+        return Response(answer.content, status_code=answer.status_code, headers=passed)
