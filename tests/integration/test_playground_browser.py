@@ -1,0 +1,154 @@
+"""The token playground in a real headless Chromium, against `portcullis dev`.
+
+Clicks through: get a token, list posts, create a post, revoke the token,
+and sees the next call refused; then a personal access token is created and
+revoked. The stack is the embedded default exactly as `make dev` runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.integration.processes import ServiceProcess, executable, free_port
+
+CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("PORTCULLIS_TEST_CHROMIUM") or shutil.which("chromium")
+    if path is None:
+        raise RuntimeError(
+            "the browser test needs Chromium: install Debian's `chromium` package or set "
+            "PORTCULLIS_TEST_CHROMIUM to a Chromium binary"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
+    """`portcullis dev` on free ports with its own data folder; (posts URL, dev state)."""
+    workdir = tmp_path_factory.mktemp("dev")
+    auth_port, posts_port = free_port(), free_port()
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+    process = ServiceProcess(
+        [
+            executable("portcullis"),
+            "dev",
+            "--port",
+            str(auth_port),
+            "--posts-port",
+            str(posts_port),
+            "--data",
+            "data",
+        ],
+        base_url=f"http://127.0.0.1:{posts_port}",
+        environ=environ,
+        cwd=workdir,
+        log_path=workdir / "dev.log",
+    )
+    process.start()
+    try:
+        state = json.loads((workdir / "data" / "dev.json").read_text())
+        yield f"http://127.0.0.1:{posts_port}", state
+    finally:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Browser, dev_stack: tuple[str, dict[str, str]]) -> Iterator[Page]:
+    context = browser.new_context()
+    opened = context.new_page()
+    opened.goto(f"{dev_stack[0]}/playground/")
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+def log_in(page: Page, state: dict[str, str]) -> None:
+    page.fill("#username", "demo@example.com")
+    page.fill("#password", state["demo_password"])
+    page.click("#get-token")
+    expect(page.locator("#api-status")).to_contain_text("POST /api/oauth/password/token: 200")
+    expect(page.locator("#decoded-token")).to_contain_text('"typ": "at+jwt"')
+
+
+def test_get_token_list_create_revoke_and_be_refused(
+    page: Page, dev_stack: tuple[str, dict[str, str]]
+) -> None:
+    log_in(page, dev_stack[1])
+    assert "client_secret" not in page.content()
+
+    page.click("#list-posts")
+    expect(page.locator("#api-status")).to_contain_text("GET /api/posts: 200")
+
+    page.fill("#post-title", "Written in a browser")
+    page.click("#create-post")
+    expect(page.locator("#api-status")).to_contain_text("POST /api/posts: 201")
+    expect(page.locator("#api-response")).to_contain_text("Written in a browser")
+
+    page.click("#revoke")
+    expect(page.locator("#api-status")).to_contain_text("POST /api/oauth/revoke: 200")
+
+    page.click("#list-posts")
+    expect(page.locator("#api-status")).to_contain_text("GET /api/posts: 401")
+    expect(page.locator("#api-response")).to_contain_text("invalid_token")
+
+
+def test_personal_access_token_created_and_revoked(
+    page: Page, dev_stack: tuple[str, dict[str, str]]
+) -> None:
+    log_in(page, dev_stack[1])
+    page.click("#create-pat")
+    expect(page.locator("#api-status")).to_contain_text("POST personal access token: 201")
+    expect(page.locator("#api-response")).to_contain_text('"access_token"')
+    page.click("#revoke-pat")
+    expect(page.locator("#api-status")).to_contain_text("DELETE personal access token: 204")
+
+
+def test_playground_page_forbids_other_origins_and_framing(
+    page: Page, dev_stack: tuple[str, dict[str, str]]
+) -> None:
+    response = page.request.get(f"{dev_stack[0]}/playground/")
+    assert (
+        response.headers["content-security-policy"] == "default-src 'self'; frame-ancestors 'none'"
+    )
+    # Tokens stay in memory: nothing in storage or cookies after a login.
+    log_in(page, dev_stack[1])
+    assert page.evaluate("() => window.localStorage.length + window.sessionStorage.length") == 0
+    assert page.context.cookies() == []
+
+
+def test_screenshot_of_the_playground(
+    page: Page, dev_stack: tuple[str, dict[str, str]], tmp_path: Path
+) -> None:
+    log_in(page, dev_stack[1])
+    shot = Path(os.environ.get("PORTCULLIS_TEST_SCREENSHOT_DIR", tmp_path)) / "playground.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
