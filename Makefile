@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help install dev test lint format lock
+.PHONY: help install dev test lint format lock bench
 
 help: ## List the commands
 	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z_-]+:.*?## / {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -35,3 +35,6 @@ format: install ## Format and auto-fix
 lock: ## Re-pin requirements.txt from the pyproject files (needs uv)
 	uv lock
 	uv export --frozen --all-groups --no-emit-project --no-hashes --format requirements-txt -o requirements.txt
+
+bench: install ## Load benchmarks: token costs beside same-run baselines (needs wrk, Postgres, Redis)
+	$(BIN)/python -m bench.run

@@ -1,0 +1,50 @@
+"""ASGI apps only the benchmark serves.
+
+`baseline` is the posts service with token checking switched off: the same
+handlers, guards and database, behind a plugin that trusts every request as a
+fixed reader. It never ships: it lives here, outside every package.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.app import AppConfig
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.middleware.base import DefineMiddleware
+from litestar.plugins import InitPlugin
+
+from portcullis_resource.http.app import create_app
+from portcullis_resource.settings import ResourceSettings
+from portcullis_shared.principal import Principal
+
+READER = Principal(
+    subject=str(uuid.UUID(int=1)),
+    client_id="bench",
+    scopes=frozenset({"read-posts"}),
+    token_id="bench",
+    grant_id="bench",
+    issued_at=0,
+    expires_at=2**31,
+)
+
+
+class TrustEveryone(AbstractAuthenticationMiddleware):
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        return AuthenticationResult(user=READER, auth=READER)
+
+
+class NoTokenCheck(InitPlugin):
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        app_config.middleware.append(DefineMiddleware(TrustEveryone, exclude=["^/healthz$"]))
+        return app_config
+
+
+def baseline() -> Litestar:
+    settings = ResourceSettings.from_env()
+    return create_app(settings, guard=NoTokenCheck())  # type: ignore[arg-type]

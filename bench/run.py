@@ -1,0 +1,604 @@
+"""`make bench`: what a token costs, each figure beside its baseline from the same run.
+
+Starts both services as production runs them (Postgres, Redis, one uvicorn
+worker each, production settings), the servers pinned to core 0 and the load
+generators (wrk, and an asyncio driver for refresh chains) to core 1. Prints
+one table of medians over several runs and writes it as JSON to
+bench/results/latest.json. Nothing here asserts an absolute number.
+
+Environment: PORTCULLIS_TEST_DATABASE_URL / PORTCULLIS_TEST_REDIS_URL (else the
+local defaults), BENCH_DURATION (seconds per run, default 8), BENCH_RUNS
+(default 3), BENCH_CONNECTIONS (default 32).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import redis
+from joserfc import jwt
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DURATION = int(os.environ.get("BENCH_DURATION", "8"))
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+DATABASE_URL = os.environ.get(
+    "PORTCULLIS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("PORTCULLIS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+SERVER_CORE, LOAD_CORE = 0, 1
+MILLION = 1_000_000
+
+
+def pinned(core: int) -> list[str]:
+    return (
+        ["taskset", "-c", str(core)]
+        if shutil.which("taskset") and (os.cpu_count() or 1) > 1
+        else []
+    )
+
+
+def free_port() -> int:
+    import socket  # noqa: PLC0415
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_database(url: str, name: str) -> str:
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def pg_dsn(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def pg(url: str, *statements: str) -> None:
+    connection = await asyncpg.connect(pg_dsn(url))
+    try:
+        for statement in statements:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@dataclass
+class Server:
+    name: str
+    command: list[str]
+    environ: dict[str, str]
+    url: str
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [*pinned(SERVER_CORE), *self.command],
+                env=self.environ,
+                cwd=ROOT,
+                stdout=log,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log}")
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name} did not start; see {self.log}")
+
+    def peak_rss_mib(self) -> float:
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kib = int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1))  # type: ignore[union-attr]
+        return round(kib / 1024, 1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+@dataclass
+class Figure:
+    rps: float
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: int = 0
+    samples: list[float] = field(default_factory=list)
+
+
+def wrk(
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    post: str | None = None,
+    connections: int = CONNECTIONS,
+) -> Figure:
+    """Median of RUNS wrk runs."""
+    runs = []
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        if post is not None:
+            script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(post)}\n')
+            script.write('wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n')
+        for name, value in (headers or {}).items():
+            script.write(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n")
+    try:
+        for _ in range(RUNS):
+            output = subprocess.run(
+                [
+                    *pinned(LOAD_CORE),
+                    "wrk",
+                    "-t1",
+                    f"-c{connections}",
+                    f"-d{DURATION}s",
+                    "--latency",
+                    "-s",
+                    script.name,
+                    url,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+            p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+            p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+            runs.append(Figure(rps, p50, p99, int(errors.group(1)) if errors else 0))
+    finally:
+        os.unlink(script.name)
+    middle = sorted(runs, key=lambda f: f.rps)[len(runs) // 2]
+    middle.samples = [round(f.rps, 1) for f in runs]
+    return middle
+
+
+def raw_rate(operation: Callable[[], object], seconds: float = 3.0) -> Figure:
+    """Median ops/s of an in-process loop, on the load core while the servers idle."""
+    samples = []
+    for _ in range(RUNS):
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            operation()
+            count += 1
+        samples.append(count / (time.perf_counter() - start))
+    return Figure(statistics.median(samples), samples=[round(s, 1) for s in samples])
+
+
+async def refresh_chains(token_url: str, auth: tuple[str, str], first_tokens: list[str]) -> Figure:
+    """Each chain rotates its own refresh token as fast as the server answers."""
+    samples = []
+    tokens = list(first_tokens)
+    async with httpx.AsyncClient(
+        auth=auth, timeout=30, limits=httpx.Limits(max_connections=len(tokens))
+    ) as client:
+        for _ in range(RUNS):
+            done = errors = 0
+            stop = time.monotonic() + DURATION
+
+            async def chain(index: int) -> None:
+                nonlocal done, errors
+                while time.monotonic() < stop:
+                    answer = await client.post(
+                        token_url,
+                        data={"grant_type": "refresh_token", "refresh_token": tokens[index]},
+                    )
+                    if answer.status_code != 200:
+                        errors += 1
+                        return
+                    tokens[index] = answer.json()["refresh_token"]
+                    done += 1
+
+            start = time.monotonic()
+            await asyncio.gather(*(chain(i) for i in range(len(tokens))))
+            samples.append(done / (time.monotonic() - start))
+            if errors:
+                raise RuntimeError(f"{errors} refresh chains broke")
+    return Figure(statistics.median(samples), samples=[round(s, 1) for s in samples])
+
+
+class Bench:
+    def __init__(self) -> None:
+        suffix = secrets.token_hex(4)
+        self.auth_db = f"portcullis_bench_auth_{suffix}"
+        self.posts_db = f"portcullis_bench_posts_{suffix}"
+        self.prefix = f"portcullis-bench:{suffix}:"
+        self.workdir = Path(tempfile.mkdtemp(prefix="portcullis-bench-"))
+        self.auth_port, self.posts_port, self.baseline_port = free_port(), free_port(), free_port()
+        self.auth_url = f"http://127.0.0.1:{self.auth_port}"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
+        self.auth_env = {
+            **base,
+            "PORTCULLIS_ISSUER": self.auth_url,
+            "PORTCULLIS_DATABASE_URL": with_database(DATABASE_URL, self.auth_db),
+            "PORTCULLIS_REDIS_URL": REDIS_URL,
+            "PORTCULLIS_REDIS_PREFIX": self.prefix,
+            "PORTCULLIS_SECRET_KEY": secrets.token_hex(32),
+            "PORTCULLIS_PORT": str(self.auth_port),
+        }
+        self.posts_env = {
+            **base,
+            "PORTCULLIS_ISSUER": self.auth_url,
+            "PORTCULLIS_AUDIENCE": "posts",
+            "PORTCULLIS_JWKS_URL": f"{self.auth_url}/.well-known/jwks.json",
+            "PORTCULLIS_DATABASE_URL": with_database(DATABASE_URL, self.posts_db),
+            "PORTCULLIS_REDIS_URL": REDIS_URL,
+            "PORTCULLIS_REDIS_PREFIX": self.prefix,
+            "PORTCULLIS_PORT": str(self.posts_port),
+        }
+        self.servers: list[Server] = []
+        self.results: dict[str, Any] = {}
+
+    def cli(self, *args: str, stdin: str | None = None) -> Any:
+        done = subprocess.run(
+            [str(BIN / "portcullis"), *args],
+            env=self.auth_env,
+            cwd=self.workdir,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return json.loads(done.stdout) if "--json" in args else done.stdout
+
+    def setup(self) -> None:
+        asyncio.run(
+            pg(
+                DATABASE_URL,
+                f'CREATE DATABASE "{self.auth_db}"',
+                f'CREATE DATABASE "{self.posts_db}"',
+            )
+        )
+        installed = self.cli("install", "--json")
+        self.password_client = (
+            installed["password_client"]["client_id"],
+            installed["password_client"]["client_secret"],
+        )
+        self.password = secrets.token_urlsafe(16)
+        self.cli(
+            "user",
+            "create",
+            "bench@example.com",
+            "--password-stdin",
+            "--json",
+            stdin=self.password + "\n",
+        )
+        machine = self.cli(
+            "client",
+            "create",
+            "bench-machine",
+            "--grant",
+            "client_credentials",
+            "--scope",
+            "read-posts",
+            "--json",
+        )
+        self.machine = (machine["client_id"], machine["client_secret"])
+        self.auth = Server(
+            "auth",
+            [str(BIN / "portcullis"), "serve", "auth"],
+            self.auth_env,
+            self.auth_url,
+            self.workdir / "auth.log",
+        )
+        self.posts = Server(
+            "posts",
+            [str(BIN / "portcullis"), "serve", "resource"],
+            self.posts_env,
+            f"http://127.0.0.1:{self.posts_port}",
+            self.workdir / "posts.log",
+        )
+        baseline_env = {**self.posts_env, "PYTHONPATH": str(ROOT)}
+        self.baseline = Server(
+            "posts-baseline",
+            [
+                str(BIN / "uvicorn"),
+                "bench.apps:baseline",
+                "--factory",
+                "--port",
+                str(self.baseline_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            baseline_env,
+            f"http://127.0.0.1:{self.baseline_port}",
+            self.workdir / "baseline.log",
+        )
+        self.servers = [self.auth, self.posts, self.baseline]
+        for server in self.servers:
+            server.start()
+
+    def teardown(self) -> None:
+        for server in self.servers:
+            server.stop()
+        client = redis.Redis.from_url(REDIS_URL)
+        for keys in _chunks(client.scan_iter(match=f"{self.prefix}*", count=10_000), 10_000):
+            client.delete(*keys)
+        client.close()
+        asyncio.run(
+            pg(
+                DATABASE_URL,
+                f'DROP DATABASE IF EXISTS "{self.auth_db}" WITH (FORCE)',
+                f'DROP DATABASE IF EXISTS "{self.posts_db}" WITH (FORCE)',
+            )
+        )
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def user_token(self, scope: str = "read-posts write-posts") -> dict[str, Any]:
+        answer = httpx.post(
+            f"{self.auth_url}/oauth/token",
+            auth=self.password_client,
+            timeout=30,
+            data={
+                "grant_type": "password",
+                "username": "bench@example.com",
+                "password": self.password,
+                "scope": scope,
+            },
+        )
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def posts_figures(self, label: str) -> None:
+        token = self.user_token()["access_token"]
+        headers = {"Authorization": f"Bearer {token}"}
+        post = httpx.post(
+            f"{self.posts.url}/api/posts",
+            json={"title": "bench", "body": "x" * 200},
+            headers=headers,
+            timeout=10,
+        )
+        post.raise_for_status()
+        path = f"/api/posts/{post.json()['id']}"
+        self.results[f"posts_authenticated{label}"] = wrk(self.posts.url + path, headers=headers)
+        if not label:
+            self.results["posts_baseline"] = wrk(self.baseline.url + path)
+
+    def run(self) -> None:
+        # Raw rates first, on the load core, while the servers idle.
+        key = _signing_key(self.auth_env)
+        claims = {
+            "iss": "x",
+            "sub": str(uuid.uuid4()),
+            "aud": "posts",
+            "exp": 2**31,
+            "iat": 0,
+            "jti": "j",
+            "client_id": "c",
+            "scope": "read-posts",
+            "sid": "s",
+        }
+        header = {"alg": "RS256", "kid": "k", "typ": "at+jwt"}
+        self.results["raw_signing_RS256"] = raw_rate(
+            lambda: jwt.encode(header, claims, key, algorithms=["RS256"])
+        )
+        hasher = PasswordHash((Argon2Hasher(),))
+        stored = hasher.hash("correct horse")
+        self.results["raw_argon2_verify"] = raw_rate(lambda: hasher.verify("correct horse", stored))
+
+        self.posts_figures("")
+        basic = (
+            "Basic " + base64.b64encode(f"{self.machine[0]}:{self.machine[1]}".encode()).decode()
+        )
+        self.results["client_credentials"] = wrk(
+            f"{self.auth_url}/oauth/token",
+            headers={"Authorization": basic},
+            post="grant_type=client_credentials",
+        )
+        password_basic = (
+            "Basic "
+            + base64.b64encode(
+                f"{self.password_client[0]}:{self.password_client[1]}".encode()
+            ).decode()
+        )
+        self.results["password_grant"] = wrk(
+            f"{self.auth_url}/oauth/token",
+            headers={"Authorization": password_basic},
+            connections=4,
+            post=f"grant_type=password&username=bench%40example.com&password={self.password}&scope=read-posts",
+        )
+        first = [self.user_token("read-posts")["refresh_token"] for _ in range(16)]
+        self.results["refresh_rotation"] = asyncio.run(
+            refresh_chains(f"{self.auth_url}/oauth/token", self.password_client, first)
+        )
+
+        # Scaling: a million revocations, twenty keys, a million token rows.
+        _fill_redis(self.prefix)
+        self.posts_figures("_1M_revoked")
+        for _ in range(19):
+            self.cli("keys", "generate")
+        time.sleep(31)  # the auth service re-reads its keys every 30 s
+        self.posts_figures("_20_keys")
+        asyncio.run(_fill_token_tables(self.auth_env["PORTCULLIS_DATABASE_URL"]))
+        self.results["client_credentials_1M_rows"] = wrk(
+            f"{self.auth_url}/oauth/token",
+            headers={"Authorization": basic},
+            post="grant_type=client_credentials",
+        )
+        self.results["peak_rss_mib"] = {
+            server.name: server.peak_rss_mib() for server in self.servers
+        }
+
+
+def _chunks(iterable: Any, size: int) -> Any:
+    chunk: list[Any] = []
+    for item in iterable:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _signing_key(_: dict[str, str]) -> Any:
+    from joserfc.jwk import RSAKey  # noqa: PLC0415
+
+    return RSAKey.generate_key(2048, private=True)
+
+
+def _fill_redis(prefix: str) -> None:
+    """A million revoked jtis, written server-side in chunks."""
+    client = redis.Redis.from_url(REDIS_URL)
+    script = (
+        "for i = ARGV[2], ARGV[3] do redis.call('SET', ARGV[1] .. i, 1, 'EX', 3600) end return 1"
+    )
+    for start in range(0, MILLION, 100_000):
+        client.eval(script, 0, f"{prefix}revoked:jti:bench-", start, start + 99_999)
+    client.close()
+
+
+async def _fill_token_tables(url: str) -> None:
+    await pg(
+        url,
+        "INSERT INTO grants (id, client_id, user_id, grant_type, scopes, audience, created_at, expires_at) "
+        "SELECT gen_random_uuid(), (SELECT id FROM oauth_clients LIMIT 1), NULL, 'bench', '[]', 'posts', now(), "
+        "now() + interval '1 day' FROM generate_series(1, 1000000)",
+        "INSERT INTO refresh_tokens (id, token_hash, grant_id, created_at, expires_at) "
+        "SELECT gen_random_uuid(), md5(random()::text) || md5(random()::text), id, now(), now() + interval '1 day' FROM grants WHERE grant_type = 'bench'",
+        "INSERT INTO access_tokens (jti, sid, client_id, scopes, audience, kid, created_at, expires_at) "
+        "SELECT gen_random_uuid(), gen_random_uuid(), 'bench', '[]', 'posts', 'k', now(), now() + interval '1 hour' FROM generate_series(1, 1000000)",
+        "ANALYZE",
+    )
+
+
+def report(results: dict[str, Any]) -> dict[str, Any]:
+    def rps(name: str) -> float:
+        return float(results[name].rps)
+
+    rows: list[tuple[str, str, str]] = []
+    auth_posts, base_posts = results["posts_authenticated"], results["posts_baseline"]
+    rows.append(
+        (
+            "posts GET /api/posts/{id}, token / no token",
+            f"{auth_posts.rps:.0f} / {base_posts.rps:.0f} req/s",
+            f"{auth_posts.rps / base_posts.rps:.2f} (target >= 0.90)",
+        )
+    )
+    rows.append(
+        ("  latency p50 / p99, token", f"{auth_posts.p50_ms:.2f} / {auth_posts.p99_ms:.2f} ms", "")
+    )
+    rows.append(
+        (
+            "  latency p50 / p99, no token",
+            f"{base_posts.p50_ms:.2f} / {base_posts.p99_ms:.2f} ms",
+            "",
+        )
+    )
+    sign = rps("raw_signing_RS256")
+    rows.append(
+        (
+            "client credentials / raw RS256 signing",
+            f"{rps('client_credentials'):.0f} / {sign:.0f} per s",
+            f"{rps('client_credentials') / sign:.2f} (target >= 0.50)",
+        )
+    )
+    rows.append(
+        (
+            "refresh rotations / raw RS256 signing",
+            f"{rps('refresh_rotation'):.0f} / {sign:.0f} per s",
+            f"{rps('refresh_rotation') / sign:.2f} (target >= 0.40)",
+        )
+    )
+    argon = rps("raw_argon2_verify")
+    rows.append(
+        (
+            "password grant / raw argon2 verify",
+            f"{rps('password_grant'):.1f} / {argon:.1f} per s",
+            f"{rps('password_grant') / argon:.2f} (target >= 0.90)",
+        )
+    )
+    for name, label in (
+        ("posts_authenticated_1M_revoked", "posts, 1M revoked entries / none"),
+        ("posts_authenticated_20_keys", "posts, 20 JWKS keys / 1"),
+    ):
+        rows.append(
+            (
+                label,
+                f"{rps(name):.0f} / {auth_posts.rps:.0f} req/s",
+                f"{rps(name) / auth_posts.rps:.2f} (target 0.90-1.10)",
+            )
+        )
+    rows.append(
+        (
+            "client credentials, 1M token rows / none",
+            f"{rps('client_credentials_1M_rows'):.0f} / {rps('client_credentials'):.0f} per s",
+            f"{rps('client_credentials_1M_rows') / rps('client_credentials'):.2f} (target 0.90-1.10)",
+        )
+    )
+    for name, mib in results["peak_rss_mib"].items():
+        rows.append((f"peak RSS {name}", f"{mib} MiB", "(target < 200)"))
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'figure':{width}}  {'measured':28} ratio")
+    for figure, measured, ratio in rows:
+        print(f"{figure:{width}}  {measured:28} {ratio}")
+    errors = {k: v.errors for k, v in results.items() if isinstance(v, Figure) and v.errors}
+    if errors:
+        print(f"\nnon-2xx answers during load: {errors}")
+    return {
+        "rows": [{"figure": f, "measured": m, "ratio": r} for f, m, r in rows],
+        "raw": {k: (vars(v) if isinstance(v, Figure) else v) for k, v in results.items()},
+        "settings": {"duration_s": DURATION, "runs": RUNS, "connections": CONNECTIONS},
+    }
+
+
+def main() -> None:
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench needs wrk (Debian: apt-get install wrk)")
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {LOAD_CORE})
+    bench = Bench()
+    try:
+        bench.setup()
+        bench.run()
+    finally:
+        bench.teardown()
+    document = report(bench.results)
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "latest.json").write_text(json.dumps(document, indent=2))
+    print(f"\nwritten to {out / 'latest.json'}")
+
+
+if __name__ == "__main__":
+    main()
