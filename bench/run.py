@@ -60,7 +60,7 @@ def pinned(core: int) -> list[str]:
 
 
 def free_port() -> int:
-    import socket  # noqa: PLC0415
+    import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -472,7 +472,7 @@ def _chunks(iterable: Any, size: int) -> Any:
 
 
 def _signing_key(_: dict[str, str]) -> Any:
-    from joserfc.jwk import RSAKey  # noqa: PLC0415
+    from joserfc.jwk import RSAKey
 
     return RSAKey.generate_key(2048, private=True)
 
