@@ -110,7 +110,9 @@ class JWKSCache:
 
     async def get_key(self, kid: str) -> tuple[PublicKey, str | None]:
         now = time.monotonic()
-        if now >= self._expires_at or kid not in self._keys:
+        # Keys past max_stale are refetched, not refused, while the auth service answers.
+        stale = now - self._fetched_at > self._max_stale
+        if now >= self._expires_at or stale or kid not in self._keys:
             if self._inflight is not None and not self._inflight.done():
                 await self._try_refresh()  # joins the fetch under way
             elif now - self._last_attempt >= self._cooldown:
