@@ -49,7 +49,12 @@ class RevocationList(Protocol):
 
 
 def _covered(issued_at: int, cutoff: bytes | str | int | None) -> bool:
-    return cutoff is not None and issued_at <= int(cutoff)
+    if cutoff is None:
+        return False
+    try:
+        return issued_at <= int(cutoff)
+    except ValueError:
+        return True  # an entry we cannot read is not evidence the token is fine
 
 
 class RedisRevocationList:

@@ -14,6 +14,7 @@ import base64
 import binascii
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Collection
 
 import msgspec
@@ -28,6 +29,8 @@ ASYMMETRIC_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 MAX_TOKEN_BYTES = 8192
 MAX_HEADER_BYTES = 1024
 MAX_LEEWAY = 60
+VERIFIED_CACHE_SIZE = 10_000
+VERIFIED_CACHE_SECONDS = 60.0
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 _KEY_TYPE_OF_ALG = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 
@@ -62,8 +65,30 @@ class TokenVerifier:
         self._algorithms = frozenset(algorithms)
         self._leeway = leeway
         self._claims_decoder = msgspec.json.Decoder(AccessTokenClaims)
+        # Tokens whose signature and claims already checked out: a repeat costs a
+        # dict lookup, not a signature verification. An entry lasts until the token
+        # expires or VERIFIED_CACHE_SECONDS pass (so a key withdrawn from the JWKS
+        # stops counting soon); revocation is checked on every request elsewhere.
+        self._verified: OrderedDict[str, tuple[AccessTokenClaims, float]] = OrderedDict()
 
     async def verify(self, token: str) -> AccessTokenClaims:
+        cached = self._verified.get(token)
+        if cached is not None:
+            claims, good_until = cached
+            if time.time() < good_until:
+                return claims
+            del self._verified[token]
+        claims = await self._verify_uncached(token)
+        now = time.time()
+        self._verified[token] = (
+            claims,
+            min(claims.exp + self._leeway, now + VERIFIED_CACHE_SECONDS),
+        )
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return claims
+
+    async def _verify_uncached(self, token: str) -> AccessTokenClaims:
         if len(token) > MAX_TOKEN_BYTES or not token.isascii():
             raise InvalidTokenError("malformed token")
         parts = token.split(".")
