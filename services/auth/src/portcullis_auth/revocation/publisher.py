@@ -1,7 +1,9 @@
 """Copying revocations to Redis, and keeping the copy whole.
 
-Every push advances the sequence number in Redis to the newest row id it
-carried. Once a second `sync` compares that sequence with Postgres: when
+The sequence number in Redis is the newest row id `sync` has pushed
+everything up to (a request's own push writes its entries but leaves the
+sequence alone, so a push that failed is never hidden by a later one that
+landed). Once a second `sync` compares that sequence with Postgres: when
 Redis is behind, the missing rows are pushed; when the marker is gone (a
 restart, a flush, a failover to an empty replica) or Redis claims more than
 Postgres has, the list is rebuilt from Postgres and only then is the marker
@@ -13,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -36,6 +38,18 @@ local current = tonumber(redis.call('GET', KEYS[1]) or '0')
 if current < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 return 1
 """
+
+
+async def every_second(step: Callable[[], Awaitable[object]], what: str) -> None:
+    """Run `step` once a second for ever; a failure is logged and tried again."""
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
+            logger.warning("%s failed: %s", what, type(exc).__name__)
+        await asyncio.sleep(SYNC_INTERVAL)
 
 
 class RevocationNotLandedError(Exception):
@@ -78,6 +92,9 @@ class RevocationPublisher:
         self._advance = redis.register_script(_ADVANCE)
 
     async def push(self, rows: Sequence[Revocation]) -> None:
+        """Write the entries. The sequence is left alone: only `sync` moves it, over rows it
+        has pushed itself, so a row whose own push failed is never skipped because a later
+        row landed (another replica's, or the CLI's)."""
         if not rows:
             return
         now = time.time()
@@ -87,7 +104,6 @@ class RevocationPublisher:
                 key = getattr(self.keys, row.kind)(row.subject)
                 pipe.set(key, row.cutoff if row.cutoff is not None else 1, ex=ttl)
             await pipe.execute()
-        await self._advance(keys=[self.keys.sequence], args=[max(row.id for row in rows)])
 
     async def publish(self, rows: Sequence[Revocation]) -> None:
         await self.push_within_deadline(rows)
@@ -133,30 +149,24 @@ class RevocationPublisher:
         logger.warning("revocation list rebuilt from the database up to %s", latest)
 
     async def _push_from(self, after: int) -> int:
-        """Push every live row above `after`; the newest id seen."""
+        """Push every live row above `after` up to the newest, then advance the sequence to it."""
+        async with self._sessionmaker() as session:
+            newest = await RevocationRepository(session).latest_id()
         latest = after
-        while True:
+        while latest < newest:
             async with self._sessionmaker() as session:
-                repository = RevocationRepository(session)
-                rows = await repository.live_after(latest, utcnow(), BATCH)
-                if not rows:
-                    newest = await repository.latest_id()
-                    if newest > latest:
-                        await self._advance(keys=[self.keys.sequence], args=[newest])
-                    return max(latest, newest)
+                rows = await RevocationRepository(session).live_after(latest, utcnow(), BATCH)
+            if not rows:
+                break
             await self.push(rows)
             latest = rows[-1].id
+        if newest > after:
+            await self._advance(keys=[self.keys.sequence], args=[newest])
+        return max(after, newest)
 
     async def run_forever(self) -> None:
         """The once-a-second check; every failure is logged and retried."""
-        while True:
-            try:
-                await self.sync()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
-                logger.warning("revocation sync failed: %s", type(exc).__name__)
-            await asyncio.sleep(SYNC_INTERVAL)
+        await every_second(self.sync, "revocation sync")
 
 
 class LocalRevocationFollower:
@@ -180,11 +190,4 @@ class LocalRevocationFollower:
             self._seen = rows[-1].id
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.catch_up()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
-                logger.warning("revocation follow failed: %s", type(exc).__name__)
-            await asyncio.sleep(SYNC_INTERVAL)
+        await every_second(self.catch_up, "revocation follow")

@@ -6,6 +6,7 @@ from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, post
 from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import OAuthClient, utcnow
 from portcullis_auth.http.errors import NO_STORE
@@ -20,6 +21,16 @@ from portcullis_auth.services.token_lookup import FoundAccessToken, FoundToken, 
 MAX_BODY_BYTES = 16 * 1024
 
 
+async def _client_and_token(
+    request: Request[Any, Any, State], session: AsyncSession
+) -> tuple[OAuthClient, str]:
+    """RFC 7009 §2.1 / RFC 7662 §2.1: an authenticated client and the `token` it names."""
+    form = parse_form(await request.body(), request.headers.get("content-type"))
+    token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
+    client = await ClientService(session).authenticate(extract_client_credentials(token_request))
+    return client, token_request.require("token")
+
+
 def _owner(found: FoundToken) -> str:
     return found.record.client_id if isinstance(found, FoundAccessToken) else found.grant.client_id
 
@@ -29,13 +40,8 @@ class RevocationController(Controller):
     async def revoke(self, request: Request[Any, Any, State], state: State) -> Response[bytes]:
         """§2.1: the client revokes one of its own tokens; unknown tokens are not an error."""
         runtime = runtime_of(state)
-        form = parse_form(await request.body(), request.headers.get("content-type"))
-        token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
         async with runtime.sessionmaker() as session:
-            client = await ClientService(session).authenticate(
-                extract_client_credentials(token_request)
-            )
-            token = token_request.require("token")
+            client, token = await _client_and_token(request, session)
             found = await TokenLookup(session, runtime.keyring).find(token)
             revocations = RevocationService(session, runtime.settings.tokens)
             # §2.2: another client's token is left alone, and the answer does not say so.
@@ -55,13 +61,9 @@ class RevocationController(Controller):
     ) -> Response[dict[str, object]]:
         """§2.2: active only for a live token the caller may see; everything else is inactive."""
         runtime = runtime_of(state)
-        form = parse_form(await request.body(), request.headers.get("content-type"))
-        token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
         async with runtime.sessionmaker() as session:
-            client = await ClientService(session).authenticate(
-                extract_client_credentials(token_request)
-            )
-            found = await TokenLookup(session, runtime.keyring).find(token_request.require("token"))
+            client, token = await _client_and_token(request, session)
+            found = await TokenLookup(session, runtime.keyring).find(token)
             body = describe(found, client, runtime.settings.tokens.issuer)
         return Response(body, status_code=200, media_type=MediaType.JSON, headers=NO_STORE)
 
