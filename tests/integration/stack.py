@@ -120,6 +120,10 @@ async def running_stack(
     }
     cli = Cli(auth_env, workdir)
     installed = cli.json("install")
+    # The posts service's login proxy speaks as the password client.
+    posts_env["PORTCULLIS_AUTH_URL"] = auth_url
+    posts_env["PORTCULLIS_PASSWORD_CLIENT_ID"] = installed["password_client"]["client_id"]
+    posts_env["PORTCULLIS_PASSWORD_CLIENT_SECRET"] = installed["password_client"]["client_secret"]
     passwords = {}
     for email, admin in (
         ("admin@example.com", True),

@@ -1,0 +1,143 @@
+"""The posts service's first-party login proxy, between real processes."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from tests.integration.stack import READ, WRITE, Stack
+
+
+def proxy(stack: Stack, path: str, **kwargs: object) -> requests.Response:
+    return requests.post(f"{stack.posts_url}/api/oauth{path}", timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def test_password_login_by_json_and_by_form(stack: Stack) -> None:
+    password = stack.passwords["ada@example.com"]
+    by_json = proxy(
+        stack,
+        "/password/token",
+        json={"username": "ada@example.com", "password": password, "scope": READ},
+    )
+    assert by_json.status_code == 200, by_json.text
+    assert by_json.headers["Cache-Control"] == "no-store"
+    body = by_json.json()
+    assert set(body) == {"access_token", "token_type", "expires_in", "scope", "refresh_token"}
+    assert stack.posts_call("GET", "/api/posts", body["access_token"]).status_code == 200
+
+    by_form = proxy(
+        stack, "/password/token", data={"username": "ada@example.com", "password": password}
+    )
+    assert by_form.status_code == 200
+    me = stack.posts_call("GET", "/api/me", by_form.json()["access_token"]).json()
+    assert me["client_id"] == stack.password_client.client_id
+
+
+def test_the_client_secret_never_reaches_the_caller(stack: Stack) -> None:
+    answer = proxy(
+        stack,
+        "/password/token",
+        json={"username": "ada@example.com", "password": stack.passwords["ada@example.com"]},
+    )
+    assert stack.password_client.client_secret not in answer.text
+    assert all(
+        stack.password_client.client_secret not in value for value in answer.headers.values()
+    )
+
+
+def test_the_auth_services_errors_come_back_unchanged(stack: Stack) -> None:
+    wrong = proxy(
+        stack,
+        "/password/token",
+        json={"username": "ada@example.com", "password": "not the password"},
+    )
+    assert wrong.status_code == 400
+    assert wrong.json()["error"] == "invalid_grant"
+    widened = proxy(
+        stack,
+        "/password/token",
+        json={
+            "username": "ada@example.com",
+            "password": stack.passwords["ada@example.com"],
+            "scope": "admin",
+        },
+    )
+    assert widened.status_code == 400
+    assert widened.json()["error"] == "invalid_scope"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"json": {"password": "x"}}, "missing field: username"),
+        ({"json": {"username": "ada@example.com"}}, "missing field: password"),
+        ({"json": ["not", "an", "object"]}, "the body must be an object"),
+        ({"json": {"username": 5, "password": "x"}}, "username must be a string"),
+        ({"data": b"{broken", "headers": {"Content-Type": "application/json"}}, "not valid JSON"),
+        ({"data": b"hello", "headers": {"Content-Type": "text/plain"}}, "send JSON or a form"),
+    ],
+)
+def test_missing_or_malformed_fields_are_400_with_a_clear_message(
+    stack: Stack, kwargs: dict[str, object], expected: str
+) -> None:
+    answer = proxy(stack, "/password/token", **kwargs)
+    assert answer.status_code == 400
+    assert answer.json()["error"] == "invalid_request"
+    assert expected in answer.json()["error_description"]
+
+
+def test_refresh_and_revoke_through_the_proxy(stack: Stack) -> None:
+    first = proxy(
+        stack,
+        "/password/token",
+        json={
+            "username": "ada@example.com",
+            "password": stack.passwords["ada@example.com"],
+            "scope": f"{READ} {WRITE}",
+        },
+    ).json()
+    refreshed = proxy(stack, "/refresh", json={"refresh_token": first["refresh_token"]})
+    assert refreshed.status_code == 200
+    second = refreshed.json()
+    assert second["refresh_token"] != first["refresh_token"]
+    assert proxy(stack, "/refresh", json={}).status_code == 400
+
+    revoked = proxy(stack, "/revoke", json={"token": second["access_token"]})
+    assert revoked.status_code == 200
+    assert revoked.content == b""
+    refused = stack.posts_call("GET", "/api/posts", second["access_token"])
+    assert refused.status_code == 401
+
+
+def test_personal_access_tokens_through_the_proxy(stack: Stack) -> None:
+    login = proxy(
+        stack,
+        "/password/token",
+        json={
+            "username": "bob@example.com",
+            "password": stack.passwords["bob@example.com"],
+            "scope": READ,
+        },
+    ).json()
+    bearer = {"Authorization": f"Bearer {login['access_token']}"}
+    created = requests.post(
+        f"{stack.posts_url}/api/oauth/personal-access-tokens",
+        json={"name": "script", "scopes": [READ]},
+        headers=bearer,
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    pat = created.json()
+    assert stack.posts_call("GET", "/api/posts", pat["access_token"]).status_code == 200
+    listed = requests.get(
+        f"{stack.posts_url}/api/oauth/personal-access-tokens", headers=bearer, timeout=10
+    )
+    assert [item["id"] for item in listed.json()] == [pat["id"]]
+    assert "access_token" not in listed.text
+    deleted = requests.delete(
+        f"{stack.posts_url}/api/oauth/personal-access-tokens/{pat['id']}",
+        headers=bearer,
+        timeout=10,
+    )
+    assert deleted.status_code == 204
+    assert stack.posts_call("GET", "/api/posts", pat["access_token"]).status_code == 401
