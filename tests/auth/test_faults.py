@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+
+import pytest
+import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.exceptions import RedisError
 
 from portcullis_auth.http.app import create_app
+from portcullis_auth.revocation.publisher import RedisPolicyError
 from portcullis_auth.settings import AuthSettings
 from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, basic_auth
 from tests.infrastructure import drop_database
+from tests.integration.processes import free_port
 
 
 async def test_database_down_gives_503_and_jwks_is_still_served(
@@ -65,3 +73,41 @@ async def test_redis_down_fails_password_grant_closed(settings: AuthSettings, se
         ready = await http.get("/readyz")
         assert ready.status_code == 503
         assert ready.json()["redis"] == "unavailable"
+
+
+async def test_auth_service_refuses_a_redis_that_may_evict(
+    settings: AuthSettings, seed: Seed
+) -> None:
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", ""),
+        *("--appendonly", "no", "--maxmemory-policy", "allkeys-lru"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = aioredis.Redis.from_url(f"redis://127.0.0.1:{port}/0")
+        for _ in range(100):
+            try:
+                await client.ping()
+                break
+            except RedisError:
+                await asyncio.sleep(0.05)
+        await client.aclose()
+        evicting = AuthSettings.from_env(
+            {
+                "PORTCULLIS_ISSUER": ISSUER,
+                "PORTCULLIS_DATABASE_URL": settings.database.url,
+                "PORTCULLIS_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                "PORTCULLIS_SECRET_KEY": settings.secret_key.hex(),
+            }
+        )
+        refused = pytest.RaisesGroup(
+            pytest.RaisesExc(RedisPolicyError, match="noeviction"), flatten_subgroups=True
+        )
+        with refused:
+            async with AsyncTestClient(app=create_app(evicting), base_url=ISSUER):
+                pass
+    finally:
+        server.terminate()
+        await server.wait()

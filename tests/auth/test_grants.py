@@ -23,8 +23,8 @@ from litestar.enums import ScopeType
 from litestar.testing import AsyncTestClient
 from litestar.types import ASGIApp, Receive, Scope, Send
 
-from portcullis_auth.http.client_ip import client_ip
 from portcullis_auth.settings import AuthSettings
+from portcullis_shared.client_ip import client_ip
 from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, basic_auth
 from tests.auth.helpers import (
     TOKEN_URL,

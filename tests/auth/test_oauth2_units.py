@@ -10,7 +10,6 @@ from urllib.parse import quote_plus
 import pytest
 
 from portcullis_auth.db.models import OAuthClient, User
-from portcullis_auth.http.client_ip import client_ip
 from portcullis_auth.keys.sealing import KeySealer, UnsealError
 from portcullis_auth.oauth2.client_auth import extract_client_credentials
 from portcullis_auth.oauth2.errors import (
@@ -23,6 +22,7 @@ from portcullis_auth.oauth2.errors import (
 from portcullis_auth.oauth2.grants.registry import DEFAULT_GRANTS
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.scopes import parse_requested_scope, resolve_audience, resolve_scopes
+from portcullis_shared.client_ip import client_ip
 from portcullis_shared.scopes import ScopeRegistry
 
 FORM = "application/x-www-form-urlencoded"

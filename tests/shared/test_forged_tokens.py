@@ -25,7 +25,7 @@ from litestar.testing import AsyncTestClient
 
 from portcullis_shared.jwks import StaticKeySource
 from portcullis_shared.plugin import PortcullisGuard
-from portcullis_shared.revocation import RevocationKeys
+from portcullis_shared.revocation import MemoryRevocationList, RevocationKeys
 from tests.shared.conftest import (
     AUDIENCE,
     ISSUER,
@@ -269,7 +269,11 @@ async def test_es256_and_eddsa_keys_work_and_do_not_mix(
 ) -> None:
     """The other two algorithms of DESIGN.md pass; a token naming the wrong one for its key fails."""
     ed_key = SigningKey(OKPKey.generate_key("Ed25519", private=True), kid="ed-1", alg="EdDSA")
-    guard = PortcullisGuard(guard_config(), keys=StaticKeySource(jwks_of(rsa_key, ec_key, ed_key)))
+    guard = PortcullisGuard(
+        guard_config(),
+        keys=StaticKeySource(jwks_of(rsa_key, ec_key, ed_key)),
+        revocations=MemoryRevocationList(),
+    )
     async with AsyncTestClient(app=guarded_app(guard)) as http:
         for key in (rsa_key, ec_key, ed_key):
             response = await me(http, mint(key))

@@ -20,15 +20,18 @@ import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
 from portcullis_shared.claims import AccessTokenClaims
+from portcullis_shared.environment import SettingsError
 from portcullis_shared.errors import GuardUnavailableError
 from portcullis_shared.jwks import StaticKeySource
-from portcullis_shared.plugin import PortcullisGuard
+from portcullis_shared.plugin import GuardConfig, PortcullisGuard
 from portcullis_shared.revocation import (
     MemoryRevocationList,
     RedisRevocationList,
     RevocationKeys,
 )
 from tests.shared.conftest import (
+    AUDIENCE,
+    ISSUER,
     JWKSServer,
     RedisCommandProxy,
     SigningKey,
@@ -361,8 +364,24 @@ async def test_http_revocation_check_is_one_mget_round_trip(
         assert redis_proxy.commands[before:] == []
 
 
-async def test_http_in_memory_list_when_no_redis_is_configured(rsa_key: SigningKey) -> None:
-    guard = PortcullisGuard(guard_config(), keys=StaticKeySource(rsa_key.jwks()))
+def test_a_guard_with_no_revocation_list_refuses_to_start(rsa_key: SigningKey) -> None:
+    # An in-process list that nothing writes to would accept every revoked token.
+    with pytest.raises(ValueError, match="redis_url"):
+        PortcullisGuard(guard_config(), keys=StaticKeySource(rsa_key.jwks()))
+    with pytest.raises(SettingsError, match="PORTCULLIS_REDIS_URL"):
+        GuardConfig.from_env(
+            {
+                "PORTCULLIS_ISSUER": ISSUER,
+                "PORTCULLIS_AUDIENCE": AUDIENCE,
+                "PORTCULLIS_JWKS_URL": "http://127.0.0.1:1/jwks.json",
+            }
+        )
+
+
+async def test_http_in_memory_list_handed_to_the_guard(rsa_key: SigningKey) -> None:
+    guard = PortcullisGuard(
+        guard_config(), keys=StaticKeySource(rsa_key.jwks()), revocations=MemoryRevocationList()
+    )
     assert isinstance(guard.revocations, MemoryRevocationList)
     claims = access_claims(iat=int(time.time()) - 5)
     token = mint(rsa_key, claims)

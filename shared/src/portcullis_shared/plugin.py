@@ -38,7 +38,6 @@ from portcullis_shared.jwks import JWKSCache, KeySource
 from portcullis_shared.principal import Principal
 from portcullis_shared.revocation import (
     DEFAULT_PREFIX,
-    MemoryRevocationList,
     RedisRevocationList,
     RevocationList,
 )
@@ -54,7 +53,7 @@ class GuardConfig:
     jwks_url: str | None = None
     """Where the auth service publishes its keys (the only place keys come from)."""
     redis_url: str | None = None
-    """The revocation list; None keeps an in-process list (embedded default)."""
+    """The revocation list; None only when the guard is handed a list of its own."""
     redis_prefix: str = DEFAULT_PREFIX
     algorithms: tuple[str, ...] = ASYMMETRIC_ALGORITHMS
     """Algorithms accepted, whatever a token says."""
@@ -70,7 +69,10 @@ class GuardConfig:
     """Path patterns that need no token."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> GuardConfig:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, require_redis: bool = True
+    ) -> GuardConfig:
+        """`require_redis=False` only for a host that hands the guard its own list."""
         env = EnvReader(environ)
         algorithms = env.words("ALGORITHMS", ASYMMETRIC_ALGORITHMS)
         for algorithm in algorithms:
@@ -79,6 +81,10 @@ class GuardConfig:
                     f"PORTCULLIS_ALGORITHMS may list only {', '.join(ASYMMETRIC_ALGORITHMS)}"
                 )
         redis_url = env.raw("REDIS_URL")
+        if redis_url is None and require_redis:
+            raise SettingsError(
+                "PORTCULLIS_REDIS_URL is not set: the guard reads the revocation list there"
+            )
         return cls(
             issuer=env.url("ISSUER", schemes=("http", "https")),
             audience=env.text("AUDIENCE"),
@@ -130,12 +136,12 @@ class PortcullisGuard(InitPlugin):
         self._redis: Redis | None = None
         if revocations is None:
             if config.redis_url is None:
-                revocations = MemoryRevocationList()
-            else:
-                self._redis = Redis.from_url(
-                    config.redis_url, socket_timeout=1, socket_connect_timeout=1
-                )
-                revocations = RedisRevocationList(self._redis, config.redis_prefix)
+                # An empty in-process list nobody writes to would accept revoked tokens.
+                raise ValueError("GuardConfig.redis_url is required unless revocations are given")
+            self._redis = Redis.from_url(
+                config.redis_url, socket_timeout=1, socket_connect_timeout=1
+            )
+            revocations = RedisRevocationList(self._redis, config.redis_prefix)
         self.revocations = revocations
         self.verifier = TokenVerifier(
             keys,

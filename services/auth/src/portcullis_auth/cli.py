@@ -591,7 +591,13 @@ def revocations_sync(rebuild: bool) -> None:
 @click.option(
     "--retention-days", type=int, default=7, show_default=True, help="Keep ended rows this long."
 )
-@click.option("--batch", type=int, default=1000, show_default=True, help="Rows per transaction.")
+@click.option(
+    "--batch",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Rows per transaction.",
+)
 def purge(retention_days: int, batch: int) -> None:
     """Delete expired and revoked rows older than the retention period."""
     settings = load_settings()

@@ -146,7 +146,7 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
 
     revocations = MemoryRevocationList()
     runtime = AuthRuntime.create(settings, local_revocations=revocations)
-    posts_settings = ResourceSettings.from_env(resource_env)
+    posts_settings = ResourceSettings.from_env(resource_env, embedded=True)
     await upgrade_posts(posts_settings.database_url)
     guard = PortcullisGuard(
         posts_settings.guard,

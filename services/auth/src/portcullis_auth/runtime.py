@@ -18,6 +18,7 @@ from portcullis_auth.revocation.publisher import (
     MemoryRevocationSink,
     RevocationPublisher,
     RevocationSink,
+    check_eviction_policy,
 )
 from portcullis_auth.security.login_throttle import (
     LoginThrottle,
@@ -31,10 +32,6 @@ from portcullis_shared.sql import create_engine, create_sessionmaker
 from portcullis_shared.verifier import TokenVerifier
 
 logger = logging.getLogger("portcullis.auth")
-
-
-class RedisPolicyError(RuntimeError):
-    """Redis could evict revocations; the message says how to fix it."""
 
 
 @dataclass(slots=True)
@@ -116,15 +113,8 @@ class AuthRuntime:
         return []
 
     async def check_redis_policy(self) -> None:
-        """Refuse a Redis that may evict keys: an evicted revocation would un-revoke a token."""
-        if self.redis is None:
-            return
-        policy = (await self.redis.info("memory")).get("maxmemory_policy")
-        if policy != "noeviction":
-            raise RedisPolicyError(
-                f"Redis maxmemory-policy is {policy!r}; Portcullis needs 'noeviction' "
-                "(set `maxmemory-policy noeviction` in redis.conf or with CONFIG SET)"
-            )
+        if self.redis is not None:
+            await check_eviction_policy(self.redis)
 
     async def close(self) -> None:
         if self.redis is not None:

@@ -126,7 +126,7 @@ class AuthSettings:
                 host=env.text("HOST", "127.0.0.1"),
                 port=env.integer("PORT", 8000, minimum=1, maximum=65535),
                 trusted_proxies=env.networks("TRUSTED_PROXIES"),
-                cors_origins=env.words("CORS_ORIGINS"),
+                cors_origins=cors_origins(env),
             ),
             database=DatabaseSettings(
                 url=env.url("DATABASE_URL", schemes=("postgresql+asyncpg", "sqlite+aiosqlite")),
@@ -160,3 +160,14 @@ def get_settings() -> AuthSettings:
     """The process's settings, read once (with `.env` when present)."""
     load_dotenv_file()
     return AuthSettings.from_env()
+
+
+def cors_origins(env: EnvReader) -> tuple[str, ...]:
+    """Exact origins only: a wildcard would hand every site a user's tokens."""
+    origins = env.words("CORS_ORIGINS")
+    for origin in origins:
+        if not origin.startswith(("http://", "https://")) or "*" in origin:
+            raise SettingsError(
+                f"PORTCULLIS_CORS_ORIGINS lists exact origins like https://app.example.com, got {origin!r}"
+            )
+    return tuple(origin.rstrip("/") for origin in origins)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from portcullis_shared.client_ip import Network
 from portcullis_shared.environment import EnvReader, load_dotenv_file
 from portcullis_shared.plugin import GuardConfig
 
@@ -40,21 +41,27 @@ class ResourceSettings:
     """Address the posts service binds to."""
     port: int = 8001
     """Port the posts service listens on."""
+    trusted_proxies: tuple[Network, ...] = ()
+    """Peers whose `X-Forwarded-For` is believed (CIDRs): the proxy forwards the caller's real address."""
     proxy: PasswordProxySettings | None = None
     """The first-party login proxy; None leaves its routes answering 503."""
     playground: bool = False
     """Serve the token playground at /playground."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> ResourceSettings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, embedded: bool = False
+    ) -> ResourceSettings:
+        """`embedded`: hosted by `portcullis dev`, which hands the guard its revocation list."""
         env = EnvReader(environ)
         return cls(
-            guard=GuardConfig.from_env(environ),
+            guard=GuardConfig.from_env(environ, require_redis=not embedded),
             database_url=env.url(
                 "DATABASE_URL", schemes=("postgresql+asyncpg", "sqlite+aiosqlite")
             ),
             host=env.text("HOST", "127.0.0.1"),
             port=env.integer("PORT", 8001, minimum=1, maximum=65535),
+            trusted_proxies=env.networks("TRUSTED_PROXIES"),
             proxy=PasswordProxySettings.from_env(env),
             playground=env.flag("PLAYGROUND", default=False),
         )

@@ -164,4 +164,7 @@ class Revocation(Base):
     expires_at: Mapped[datetime]
     created_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_revocations_expires_at", "expires_at"),)
+    __table_args__ = (
+        Index("ix_revocations_expires_at", "expires_at"),
+        Index("ix_revocations_kind_subject", "kind", "subject"),
+    )

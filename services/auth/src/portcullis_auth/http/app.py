@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.config.cors import CORSConfig
 from litestar.logging import LoggingConfig
+from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from redis.exceptions import RedisError
 
@@ -22,11 +21,14 @@ from portcullis_auth.http.controllers.personal_access import (
 from portcullis_auth.http.controllers.revocation import RevocationController
 from portcullis_auth.http.controllers.token import TokenController
 from portcullis_auth.http.controllers.well_known import WellKnownController
+from portcullis_auth.http.cors import PersonalAccessCORS
 from portcullis_auth.http.errors import EXCEPTION_HANDLERS
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.settings import AuthSettings, get_settings
 
 logger = logging.getLogger("portcullis.auth")
+
+SHUTDOWN_TIMEOUT = 5.0
 
 
 def create_app(
@@ -59,9 +61,14 @@ def create_app(
         finally:
             for task in tasks:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            await current.close()
+            if tasks:
+                # A loop stuck on a dead connection must not hold up shutdown.
+                await asyncio.wait(tasks, timeout=SHUTDOWN_TIMEOUT)
+            try:
+                async with asyncio.timeout(SHUTDOWN_TIMEOUT):
+                    await current.close()
+            except TimeoutError:
+                logger.warning("connections not closed within %s s at shutdown", SHUTDOWN_TIMEOUT)
 
     return Litestar(
         route_handlers=[
@@ -72,14 +79,9 @@ def create_app(
             WellKnownController,
             HealthController,
         ],
-        cors_config=CORSConfig(
-            allow_origins=list(resolved.server.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type"],
-            allow_credentials=False,
-        )
+        middleware=[DefineMiddleware(PersonalAccessCORS, origins=resolved.server.cors_origins)]
         if resolved.server.cors_origins
-        else None,
+        else [],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         logging_config=LoggingConfig(

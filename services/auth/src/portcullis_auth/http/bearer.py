@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, User
 from portcullis_auth.repositories.clients import ClientRepository
+from portcullis_auth.repositories.revocations import RevocationRepository
 from portcullis_auth.repositories.tokens import TokenRepository
 from portcullis_auth.repositories.users import UserRepository
 from portcullis_auth.runtime import AuthRuntime
@@ -22,7 +23,6 @@ from portcullis_shared.claims import AccessTokenClaims
 from portcullis_shared.errors import InsufficientScopeError, InvalidTokenError
 from portcullis_shared.plugin import bearer_token
 
-REALM = "portcullis"
 USER_LOGIN_GRANTS = frozenset({"password", "authorization_code"})
 
 
@@ -66,4 +66,13 @@ async def authenticate_bearer(
     grant = await tokens.get_grant(record.sid)
     if grant is not None and grant.revoked_at is not None:
         raise InvalidTokenError("token revoked")
+    # As the resource services do: a user or client cutoff covers every token issued
+    # at or before it, even one whose row was written in the same instant.
+    revocations = RevocationRepository(session)
+    for kind, subject in (("user", str(record.user_id)), ("client", record.client_id)):
+        if kind == "user" and record.user_id is None:
+            continue
+        cutoff = await revocations.latest_cutoff(kind, subject)
+        if cutoff is not None and claims.iat <= cutoff:
+            raise InvalidTokenError("token revoked")
     return BearerContext(claims, record, client, user, grant)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from litestar import Request
 from litestar.datastructures import State
 
-from portcullis_auth.http.client_ip import client_ip
 from portcullis_auth.runtime import AuthRuntime
+from portcullis_shared.client_ip import client_ip
 
 
 def request_client_ip(request: Request[object, object, State], runtime: AuthRuntime) -> str:

@@ -12,8 +12,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, MethodNotAllowedException
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -92,8 +91,7 @@ EXCEPTION_HANDLERS = {
     DBAPIError: unavailable_handler,
     PoolTimeoutError: unavailable_handler,
     OSError: unavailable_handler,
-    RedisConnectionError: unavailable_handler,
-    RedisTimeoutError: unavailable_handler,
+    RedisError: unavailable_handler,
     NoSigningKeyError: no_key_handler,
     Exception: internal_error_handler,
 }

@@ -23,6 +23,15 @@ class RevocationRepository:
         result = await self._session.execute(select(func.coalesce(func.max(Revocation.id), 0)))
         return int(result.scalar_one())
 
+    async def latest_cutoff(self, kind: str, subject: str) -> int | None:
+        """The newest "issued at or before" second for a user or a client, if any."""
+        result = await self._session.execute(
+            select(func.max(Revocation.cutoff)).where(
+                Revocation.kind == kind, Revocation.subject == subject
+            )
+        )
+        return result.scalar_one_or_none()
+
     async def live_after(self, after_id: int, now: datetime, limit: int) -> list[Revocation]:
         """Unexpired entries with an id above `after_id`, in order."""
         result = await self._session.execute(

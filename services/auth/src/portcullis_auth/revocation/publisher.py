@@ -29,6 +29,7 @@ from portcullis_shared.revocation import MemoryRevocationList, RevocationKeys
 logger = logging.getLogger("portcullis.revocations")
 
 BATCH = 5_000
+RESCAN_WINDOW = 1_000
 PUSH_DEADLINE = 1.0
 SYNC_INTERVAL = 1.0
 
@@ -50,6 +51,20 @@ async def every_second(step: Callable[[], Awaitable[object]], what: str) -> None
         except Exception as exc:  # noqa: BLE001 - the loop must outlive any failure
             logger.warning("%s failed: %s", what, type(exc).__name__)
         await asyncio.sleep(SYNC_INTERVAL)
+
+
+class RedisPolicyError(RuntimeError):
+    """Redis could evict revocations; the message says how to fix it."""
+
+
+async def check_eviction_policy(redis: Redis) -> None:
+    """Refuse a Redis that may evict keys: an evicted revocation would un-revoke a token."""
+    policy = (await redis.info("memory")).get("maxmemory_policy")
+    if policy != "noeviction":
+        raise RedisPolicyError(
+            f"Redis maxmemory-policy is {policy!r}; Portcullis needs 'noeviction' "
+            "(set `maxmemory-policy noeviction` in redis.conf or with CONFIG SET)"
+        )
 
 
 class RevocationNotLandedError(Exception):
@@ -134,7 +149,8 @@ class RevocationPublisher:
         if marker is not None and pushed == latest:
             return "ok"
         if marker is not None and pushed < latest:
-            await self._push_from(pushed)
+            # Ids can commit out of order: re-push a trailing window (pushes are idempotent).
+            await self._push_from(max(0, pushed - RESCAN_WINDOW))
             return "caught-up"
         await self.rebuild()
         return "rebuilt"
@@ -142,6 +158,7 @@ class RevocationPublisher:
     async def rebuild(self) -> None:
         """Refill the list from Postgres; the marker returns only when it is whole."""
         await self._redis.delete(self.keys.marker)
+        await check_eviction_policy(self._redis)
         await self._redis.set(self.keys.sequence, 0)
         latest = await self._push_from(0)
         await self._advance(keys=[self.keys.sequence], args=[latest])

@@ -63,6 +63,11 @@ class PersonalAccessTokenService:
         if beyond:
             raise InvalidScopeError(f"scopes beyond the caller's token: {format_scope(beyond)}")
         client = await self.personal_access_client()
+        not_for_pats = requested - frozenset(client.scopes)
+        if not_for_pats:
+            raise InvalidScopeError(
+                f"scopes not allowed for personal access tokens: {format_scope(not_for_pats)}"
+            )
         now = utcnow()
         grant = await self._grants.add_grant(
             Grant(

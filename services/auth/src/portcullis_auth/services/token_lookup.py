@@ -20,6 +20,7 @@ from portcullis_auth.db.models import AccessToken, Grant, RefreshToken
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.repositories.tokens import TokenRepository
 from portcullis_auth.security.secrets import hash_secret
+from portcullis_shared.verifier import MAX_HEADER_BYTES, MAX_TOKEN_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +44,7 @@ class TokenLookup:
         self._keyring = keyring
 
     async def find(self, token: str) -> FoundToken | None:
-        if len(token) > 8192:
+        if len(token) > MAX_TOKEN_BYTES:
             return None
         if token.count(".") == 2:
             return await self._find_access_token(token)
@@ -51,8 +52,10 @@ class TokenLookup:
         return None if found is None else FoundRefreshToken(*found)
 
     async def _find_access_token(self, token: str) -> FoundAccessToken | None:
+        segment = token.split(".", 1)[0]
+        if len(segment) > MAX_HEADER_BYTES:
+            return None
         try:
-            segment = token.split(".", 1)[0]
             header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
             kid = header["kid"]
             key = await self._keyring.verification_key(kid) if isinstance(kid, str) else None
@@ -61,6 +64,14 @@ class TokenLookup:
             verified = jws.deserialize_compact(token, key.private_key, algorithms=[key.algorithm])
             claims = json.loads(verified.payload)
             record = await self._tokens.get_access_token(uuid.UUID(str(claims["jti"])))
-        except (JoseError, ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError):
+        except (
+            JoseError,
+            ValueError,
+            TypeError,
+            KeyError,
+            binascii.Error,
+            UnicodeDecodeError,
+            RecursionError,
+        ):
             return None
         return None if record is None else FoundAccessToken(record, claims)

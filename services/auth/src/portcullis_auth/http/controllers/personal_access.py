@@ -65,7 +65,7 @@ class PersonalAccessTokenController(Controller):
                 name=data.name,
                 scopes=data.scopes,
                 caller_scopes=caller.claims.scopes,
-                expires_in=data.expires_in or settings.pat_ttl,
+                expires_in=settings.pat_ttl if data.expires_in is None else data.expires_in,
                 max_ttl=settings.pat_max_ttl,
             )
             await session.commit()

@@ -28,15 +28,15 @@ class PasswordGrant(Grant):
         audience = resolve_audience(request.get("resource"), client)
 
         throttle = self.context.throttle
-        wait = await throttle.retry_after(username, request.client_ip)
+        # Counted before the password is checked: parallel guesses all count.
+        wait = await throttle.begin_attempt(username, request.client_ip)
         if wait > 0:
             raise TooManyAttemptsError(wait)
         user = await self.context.users.authenticate(username, password)
         if user is None:
-            await throttle.record_failure(username, request.client_ip)
             events.emit("login_failed", client=client.id)
             raise InvalidGrantError("invalid username or password")
-        await throttle.reset(username, request.client_ip)
+        await throttle.succeeded(username, request.client_ip)
 
         scopes = resolve_scopes(requested, client, user, self.context.scopes)
         refresh_token = None

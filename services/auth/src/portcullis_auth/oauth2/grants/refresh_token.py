@@ -84,6 +84,8 @@ class RefreshTokenGrant(Grant):
     async def _still_allowed(self, client: OAuthClient, grant: GrantRow) -> User | None:
         """Every refresh checks again that user and client may still hold this grant."""
         registry = self.context.scopes
+        if grant.grant_type not in client.grant_types:
+            raise InvalidGrantError("the client may no longer use the grant this token came from")
         if not set(grant.scopes) <= set(client.scopes) & registry.names:
             raise InvalidGrantError("the client is no longer allowed this grant's scopes")
         if grant.user_id is None:

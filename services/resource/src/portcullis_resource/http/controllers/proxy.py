@@ -20,7 +20,7 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath
 
-from portcullis_resource.runtime import runtime_of
+from portcullis_resource.runtime import ResourceRuntime, runtime_of
 from portcullis_resource.settings import PasswordProxySettings
 
 PROXY_TIMEOUT = 10.0
@@ -54,7 +54,7 @@ async def read_fields(
             raw = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=False))
         else:
             raise ProxyError("send JSON or a form")
-    except (msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         raise ProxyError("the body is not valid JSON or form data") from None
     if not isinstance(raw, dict):
         raise ProxyError("the body must be an object")
@@ -149,7 +149,7 @@ class LoginProxyController(Controller):
         if missing:
             return _error(400, "invalid_request", f"missing field: {', '.join(missing)}")
         return await self._send(
-            runtime.http_client,
+            runtime,
             proxy,
             "POST",
             path,
@@ -173,12 +173,12 @@ class LoginProxyController(Controller):
         if content:
             headers["Content-Type"] = request.headers.get("content-type") or "application/json"
         return await self._send(
-            runtime.http_client, proxy, method, path, request, content=content, headers=headers
+            runtime, proxy, method, path, request, content=content, headers=headers
         )
 
     async def _send(
         self,
-        client: httpx.AsyncClient,
+        runtime: ResourceRuntime,
         proxy: PasswordProxySettings,
         method: str,
         path: str,
@@ -194,7 +194,7 @@ class LoginProxyController(Controller):
             "X-Forwarded-For": request.client.host if request.client else "unknown",
         }
         try:
-            answer = await client.request(
+            answer = await runtime.http_client.request(
                 method,
                 proxy.auth_url + path,
                 data=data,
