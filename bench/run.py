@@ -180,6 +180,8 @@ def wrk(
                 text=True,
                 check=True,
             ).stdout
+            if "Latency Distribution" not in output or re.search(r"50%\s+[\d.]+(us|ms|s)", output) is None:
+                raise RuntimeError(f"wrk could not measure {url}:\n{output}")
             rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
             p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
             p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
