@@ -180,11 +180,12 @@ def wrk(
                 text=True,
                 check=True,
             ).stdout
-            if "Latency Distribution" not in output or re.search(r"50%\s+[\d.]+(us|ms|s)", output) is None:
+            # Anchored: a "78.50%" in the thread stats must not pass for the 50th percentile.
+            if re.search(r"^\s+50%\s+[\d.]+(us|ms|s)\s*$", output, re.MULTILINE) is None:
                 raise RuntimeError(f"wrk could not measure {url}:\n{output}")
             rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-            p50 = _ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-            p99 = _ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+            p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+            p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
             errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
             runs.append(Figure(rps, p50, p99, int(errors.group(1)) if errors else 0))
     finally:
