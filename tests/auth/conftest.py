@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote_plus
 
 import pytest
@@ -18,7 +20,7 @@ from portcullis_auth.keys.service import SigningKeyService
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.services.clients import ClientService, ClientSpec
 from portcullis_auth.services.users import UserService
-from portcullis_auth.settings import AuthSettings
+from portcullis_auth.settings import AuthSettings, get_settings
 from portcullis_shared.sql import create_engine, create_sessionmaker
 
 ISSUER = "http://auth.test"
@@ -124,6 +126,27 @@ async def app(settings: AuthSettings, seed: Seed) -> Litestar:
 async def http(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app, base_url=ISSUER) as client:
         yield client
+
+
+@pytest.fixture
+def cli_environ(
+    database_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[dict[str, str]]:
+    """`portcullis` run in-process: this test's PORTCULLIS_* only, settings read afresh."""
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    for name in list(os.environ):
+        if name.startswith("PORTCULLIS_"):
+            monkeypatch.delenv(name)
+    environ = auth_environ(database_url, redis_url, redis_prefix)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    yield environ
+    get_settings.cache_clear()
 
 
 def basic_auth(client_id: str, secret: str) -> dict[str, str]:

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import secrets
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,7 +17,6 @@ from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.services.users import UserService
 from portcullis_auth.settings import get_settings
 from portcullis_shared.sql import create_engine, create_sessionmaker
-from tests.auth.conftest import auth_environ
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 READ_ONLY_MACHINE = (
@@ -31,27 +27,6 @@ READ_ONLY_MACHINE = (
     "--default-scope",
     "read-posts",
 )
-
-
-@pytest.fixture
-def cli_environ(
-    database_url: str,
-    redis_url: str,
-    redis_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Iterator[dict[str, str]]:
-    """PORTCULLIS_* of this test only, and settings read afresh from them."""
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in list(os.environ):
-        if name.startswith("PORTCULLIS_"):
-            monkeypatch.delenv(name)
-    environ = auth_environ(database_url, redis_url, redis_prefix)
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield environ
-    get_settings.cache_clear()
 
 
 def portcullis(*args: str, stdin: str | None = None) -> Result:

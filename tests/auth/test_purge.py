@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,9 +23,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from portcullis_auth.cli import main
 from portcullis_auth.services.purge import purge
-from portcullis_auth.settings import AuthSettings, get_settings
+from portcullis_auth.settings import AuthSettings
 from portcullis_shared.sql import create_engine, create_sessionmaker
-from tests.auth.conftest import USER_PASSWORD, Seed, auth_environ, basic_auth
+from tests.auth.conftest import USER_PASSWORD, Seed, basic_auth
 
 Http = AsyncTestClient[Litestar]
 Client = tuple[str, str]
@@ -350,28 +347,8 @@ async def test_nothing_within_retention_is_purged(flows: Flows, settings: AuthSe
     await flows.rotate(live)
 
 
-@pytest.fixture
-def purge_environ(
-    database_url: str,
-    redis_url: str,
-    redis_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Iterator[dict[str, str]]:
-    """The CLI's environment: this test's database, settings read afresh."""
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in list(os.environ):
-        if name.startswith("PORTCULLIS_"):
-            monkeypatch.delenv(name)
-    for name, value in auth_environ(database_url, redis_url, redis_prefix).items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield dict(os.environ)
-    get_settings.cache_clear()
-
-
 def test_the_purge_command_reports_what_it_deleted(
-    aged_rows: Aged, purge_environ: dict[str, str]
+    aged_rows: Aged, cli_environ: dict[str, str]
 ) -> None:
     result = CliRunner().invoke(
         main, ["purge", "--batch", "2", "--retention-days", "7"], catch_exceptions=False

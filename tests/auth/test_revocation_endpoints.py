@@ -12,12 +12,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import secrets
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -34,8 +31,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from portcullis_auth.cli import main
 from portcullis_auth.http.app import create_app
-from portcullis_auth.settings import AuthSettings, get_settings
-from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, auth_environ, basic_auth
+from portcullis_auth.settings import AuthSettings
+from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, basic_auth
 
 READ, WRITE = "read-posts", "write-posts"
 
@@ -631,27 +628,6 @@ async def test_redis_down_logout_answers_503_and_the_logout_stands(
     assert (await access_token_row(settings, claims["jti"]))["revoked_at"] is not None
     assert len(await revocation_rows(settings, "sid", claims["sid"])) == 1
     assert_oauth_error(await refresh(http, web, issued["refresh_token"]), 400, "invalid_grant")
-
-
-@pytest.fixture
-def cli_environ(
-    database_url: str,
-    redis_url: str,
-    redis_prefix: str,
-    monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Iterator[dict[str, str]]:
-    """`portcullis` run in-process against this test's database and Redis prefix."""
-    monkeypatch.chdir(tmp_path)  # no stray .env
-    for name in list(os.environ):
-        if name.startswith("PORTCULLIS_"):
-            monkeypatch.delenv(name)
-    environ = auth_environ(database_url, redis_url, redis_prefix)
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    yield environ
-    get_settings.cache_clear()
 
 
 def portcullis(*args: str) -> str:
