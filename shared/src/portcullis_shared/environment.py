@@ -49,9 +49,6 @@ class EnvReader:
             raise SettingsError(f"{PREFIX}{name} is not set")
         return default
 
-    def optional_str(self, name: str) -> str | None:
-        return self.raw(name)
-
     def integer(
         self, name: str, default: int, *, minimum: int = 0, maximum: int | None = None
     ) -> int:

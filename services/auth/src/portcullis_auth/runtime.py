@@ -48,9 +48,9 @@ class AuthRuntime:
     revocation_sink: RevocationSink
     """Where committed revocations are published."""
     own_token_verifier: TokenVerifier
+    """Checks tokens presented to the auth service itself, against its own keys."""
     follower: LocalRevocationFollower | None
     """Without Redis: keeps the in-process list level with the revocations table."""
-    """Checks tokens presented to the auth service itself, against its own keys."""
 
     @classmethod
     def create(

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, MethodNotAllowedException
+from litestar.exceptions import HTTPException
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -46,8 +46,6 @@ def oauth2_error_handler(_: Request[Any, Any, Any], exc: OAuth2Error) -> Respons
 def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, str]]:
     status = exc.status_code
     headers = dict(exc.headers or {})
-    if isinstance(exc, MethodNotAllowedException) and "Allow" not in headers:
-        headers["Allow"] = "POST"
     code = _HTTP_ERROR_CODES.get(status, "invalid_request" if status < 500 else "server_error")
     description = exc.detail if status < 500 else "internal error"
     return error_response(code, description, status, headers)

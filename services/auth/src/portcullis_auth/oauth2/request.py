@@ -8,7 +8,7 @@ treated as omitted (§3.1); unknown parameters are ignored (§3.2).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from portcullis_auth.oauth2.errors import InvalidRequestError
@@ -23,7 +23,6 @@ class TokenRequest:
     form: Mapping[str, str]
     authorization: str | None = None
     client_ip: str = "unknown"
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> str | None:
         return self.form.get(name)

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from litestar import Controller, MediaType, Request, Response, route
 from litestar.datastructures import State
 from litestar.exceptions import MethodNotAllowedException
 
-from portcullis_auth.db.models import Revocation
 from portcullis_auth.http.dependencies import request_client_ip
 from portcullis_auth.http.errors import NO_STORE
+from portcullis_auth.http.publishing import publish_quietly
 from portcullis_auth.oauth2.errors import OAuth2Error
 from portcullis_auth.oauth2.grants.base import GrantContext
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.token_endpoint import handle_token_request
-from portcullis_auth.revocation.publisher import RevocationNotLandedError
-from portcullis_auth.runtime import AuthRuntime, runtime_of
+from portcullis_auth.runtime import runtime_of
 from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.tokens import TokenService
 from portcullis_auth.services.users import UserService
@@ -26,14 +24,6 @@ logger = logging.getLogger("portcullis.auth")
 
 # A token request is a handful of short parameters.
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
-
-
-async def publish_quietly(runtime: AuthRuntime, rows: Sequence[Revocation]) -> None:
-    """Push revocations made on the way to an error answer; the sync loop lands any miss."""
-    try:
-        await runtime.revocation_sink.publish(rows)
-    except RevocationNotLandedError:
-        logger.warning("revocation committed but not yet in Redis; the sync loop will land it")
 
 
 class TokenController(Controller):
