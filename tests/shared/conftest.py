@@ -341,6 +341,15 @@ class RedisCommandProxy:
         self._thread.join(timeout=5)
         self._loop.close()
 
+    def drop_connections(self) -> None:
+        """Cut every connection through the proxy, as a network failure would."""
+
+        async def drop() -> None:
+            for writer in list(self._writers):
+                writer.close()
+
+        asyncio.run_coroutine_threadsafe(drop(), self._loop).result(timeout=5)
+
     def _spawn(self, coroutine: Any) -> None:
         task: asyncio.Task[None] = self._loop.create_task(coroutine)
         self._tasks.add(task)
@@ -485,9 +494,17 @@ async def marked(redis_client: aioredis.Redis, revocation_keys: RevocationKeys) 
 async def http(
     jwks_server: JWKSServer, redis_url: str, redis_prefix: str, marked: None
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """The guarded app as deployed: keys from the JWKS URL, revocations from Redis."""
+    """The guarded app as deployed: keys from the JWKS URL, revocations from Redis.
+
+    The feed is off: these tests write entries straight into Redis, unannounced,
+    to test the list itself (test_revocation_feed.py tests the feed)."""
     guard = PortcullisGuard(
-        guard_config(jwks_url=jwks_server.url, redis_url=redis_url, redis_prefix=redis_prefix)
+        guard_config(
+            jwks_url=jwks_server.url,
+            redis_url=redis_url,
+            redis_prefix=redis_prefix,
+            revocation_feed=False,
+        )
     )
     async with AsyncTestClient(app=guarded_app(guard)) as client:
         yield client

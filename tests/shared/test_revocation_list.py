@@ -214,20 +214,31 @@ async def test_memory_list_user_cutoff_does_not_touch_a_client_token() -> None:
 
 
 def redis_guard(
-    jwks_server: JWKSServer, redis_url: str, redis_prefix: str, **overrides: Any
+    jwks_server: JWKSServer,
+    redis_url: str,
+    redis_prefix: str,
+    *,
+    feed: bool = False,
+    **overrides: Any,
 ) -> PortcullisGuard:
+    """The feed is off unless asked for: these tests write entries unannounced."""
     return PortcullisGuard(
         guard_config(
-            jwks_url=jwks_server.url, redis_url=redis_url, redis_prefix=redis_prefix, **overrides
+            jwks_url=jwks_server.url,
+            redis_url=redis_url,
+            redis_prefix=redis_prefix,
+            revocation_feed=feed,
+            **overrides,
         )
     )
 
 
+@pytest.mark.parametrize("feed", [False, True], ids=["list", "feed"])
 async def test_http_no_marker_is_503_with_retry_after(
-    jwks_server: JWKSServer, rsa_key: SigningKey, redis_url: str, redis_prefix: str
+    feed: bool, jwks_server: JWKSServer, rsa_key: SigningKey, redis_url: str, redis_prefix: str
 ) -> None:
     async with AsyncTestClient(
-        app=guarded_app(redis_guard(jwks_server, redis_url, redis_prefix))
+        app=guarded_app(redis_guard(jwks_server, redis_url, redis_prefix, feed=feed))
     ) as http:
         assert_unavailable(await http.get("/api/me", headers=bearer(mint(rsa_key))))
 
@@ -260,10 +271,11 @@ async def test_http_marker_lost_then_restored(
         assert response.status_code == 200, response.text
 
 
+@pytest.mark.parametrize("feed", [False, True], ids=["list", "feed"])
 async def test_http_unreachable_redis_is_503_with_retry_after(
-    jwks_server: JWKSServer, rsa_key: SigningKey
+    feed: bool, jwks_server: JWKSServer, rsa_key: SigningKey
 ) -> None:
-    guard = redis_guard(jwks_server, "redis://127.0.0.1:1/0", "portcullis:")
+    guard = redis_guard(jwks_server, "redis://127.0.0.1:1/0", "portcullis:", feed=feed)
     async with AsyncTestClient(app=guarded_app(guard)) as http:
         started = time.monotonic()
         response = await http.get("/api/me", headers=bearer(mint(rsa_key)))
@@ -300,10 +312,11 @@ def silent_server() -> Iterator[str]:
         listener.close()
 
 
+@pytest.mark.parametrize("feed", [False, True], ids=["list", "feed"])
 async def test_http_hung_redis_is_503_within_bounded_time(
-    jwks_server: JWKSServer, rsa_key: SigningKey, silent_server: str
+    feed: bool, jwks_server: JWKSServer, rsa_key: SigningKey, silent_server: str
 ) -> None:
-    guard = redis_guard(jwks_server, silent_server, "portcullis:")
+    guard = redis_guard(jwks_server, silent_server, "portcullis:", feed=feed)
     async with AsyncTestClient(app=guarded_app(guard)) as http:
         started = time.monotonic()
         response = await http.get("/api/me", headers=bearer(mint(rsa_key)))

@@ -21,6 +21,10 @@ from portcullis_shared.errors import GuardUnavailableError
 DEFAULT_PREFIX = "portcullis:"
 
 
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
+
+
 class RevocationKeys:
     """Key names, shared by the auth service (writer) and every reader."""
 
@@ -28,18 +32,26 @@ class RevocationKeys:
         self.prefix = prefix
         self.marker = f"{prefix}revocations:marker"
         self.sequence = f"{prefix}revocations:sequence"
+        self.feed = f"{prefix}revocations:feed"
+        """The pub/sub channel each write is announced on, as lines of `kind:subject`."""
+        self.entries = f"{_glob_escape(prefix)}revoked:*"
+        """A SCAN pattern matching every entry."""
+
+    def entry(self, kind: str, subject: str) -> str:
+        """The key of one entry; `kind` is jti, sid, user or client."""
+        return f"{self.prefix}revoked:{kind}:{subject}"
 
     def jti(self, jti: str) -> str:
-        return f"{self.prefix}revoked:jti:{jti}"
+        return self.entry("jti", jti)
 
     def sid(self, sid: str) -> str:
-        return f"{self.prefix}revoked:sid:{sid}"
+        return self.entry("sid", sid)
 
     def user(self, user_id: str) -> str:
-        return f"{self.prefix}revoked:user:{user_id}"
+        return self.entry("user", user_id)
 
     def client(self, client_id: str) -> str:
-        return f"{self.prefix}revoked:client:{client_id}"
+        return self.entry("client", client_id)
 
 
 class RevocationList(Protocol):

@@ -116,8 +116,11 @@ class RevocationPublisher:
         async with self._redis.pipeline(transaction=False) as pipe:
             for row in rows:
                 ttl = max(1, int(row.expires_at.timestamp() - now) + 1)
-                key = getattr(self.keys, row.kind)(row.subject)
+                key = self.keys.entry(row.kind, row.subject)
                 pipe.set(key, row.cutoff if row.cutoff is not None else 1, ex=ttl)
+            # Announced after the entries, in the same round trip: a follower that hears
+            # of an entry finds it in Redis.
+            pipe.publish(self.keys.feed, "\n".join(f"{row.kind}:{row.subject}" for row in rows))
             await pipe.execute()
 
     async def publish(self, rows: Sequence[Revocation]) -> None:

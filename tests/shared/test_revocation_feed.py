@@ -1,0 +1,316 @@
+"""The revocation feed: a local filter, fed by Redis pub/sub, that spares the Redis
+round trip for tokens it proves unrevoked.
+
+DESIGN.md "Revocation" keeps its promises with the feed on: a revocation is
+refused within a second; a lost or stale feed, or a reconnect before a full
+resync, falls back to asking Redis on every request; memory stays bounded.
+Every test runs against the real Redis; the guard's own connections go through
+a counting proxy where the test needs to know what reached Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+import pytest
+import redis.asyncio as aioredis
+from litestar.testing import AsyncTestClient
+
+from portcullis_shared.bloom import BloomFilter
+from portcullis_shared.claims import AccessTokenClaims
+from portcullis_shared.environment import SettingsError
+from portcullis_shared.errors import GuardUnavailableError
+from portcullis_shared.jwks import StaticKeySource
+from portcullis_shared.plugin import GuardConfig, PortcullisGuard
+from portcullis_shared.revocation import RedisRevocationList, RevocationKeys
+from portcullis_shared.revocation_feed import FollowedRevocationList
+from tests.shared.conftest import (
+    AUDIENCE,
+    ISSUER,
+    JWKSServer,
+    RedisCommandProxy,
+    SigningKey,
+    access_claims,
+    assert_invalid_token,
+    bearer,
+    client_claims,
+    guard_config,
+    guarded_app,
+    mint,
+)
+
+READS = {b"MGET", b"GET", b"EXISTS"}
+
+
+def claims_of(raw: dict[str, Any]) -> AccessTokenClaims:
+    return msgspec.convert(raw, AccessTokenClaims)
+
+
+async def revoke(
+    redis: aioredis.Redis, keys: RevocationKeys, kind: str, subject: str, value: object = 1
+) -> None:
+    """What every writer of the list does: the entry, then its announcement on the feed."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(keys.entry(kind, subject), str(value), ex=3600)
+        pipe.publish(keys.feed, f"{kind}:{subject}")
+        await pipe.execute()
+
+
+async def eventually(condition: Callable[[], Awaitable[bool] | bool], within: float) -> float:
+    """Seconds until `condition` holds; fails after `within`."""
+    started = time.monotonic()
+    while True:
+        outcome = condition()
+        if not isinstance(outcome, bool):
+            outcome = await outcome
+        if outcome:
+            return time.monotonic() - started
+        assert time.monotonic() - started < within, f"not within {within} s"
+        await asyncio.sleep(0.01)
+
+
+def reads(proxy: RedisCommandProxy, since: int) -> list[list[bytes]]:
+    return [command for command in proxy.commands[since:] if command[0].upper() in READS]
+
+
+@pytest.fixture
+async def followed(
+    redis_proxy: RedisCommandProxy, redis_prefix: str, marked: None
+) -> AsyncIterator[FollowedRevocationList]:
+    redis = aioredis.Redis.from_url(redis_proxy.url, socket_timeout=1, socket_connect_timeout=1)
+    revocations = FollowedRevocationList(redis, redis_prefix)
+    await revocations.start()
+    try:
+        await eventually(lambda: revocations.is_current, within=5)
+        yield revocations
+    finally:
+        await revocations.close()
+        await redis.aclose()
+
+
+async def test_unrevoked_tokens_are_answered_without_asking_redis(
+    followed: FollowedRevocationList, redis_proxy: RedisCommandProxy
+) -> None:
+    before = len(redis_proxy.commands)
+    for raw in (access_claims(), client_claims(), access_claims(scope="")):
+        assert await followed.is_revoked(claims_of(raw)) is False
+    assert reads(redis_proxy, before) == []
+
+
+@pytest.mark.parametrize("kind", ["jti", "sid", "user", "client"])
+async def test_a_revocation_on_the_feed_is_refused_within_a_second(
+    followed: FollowedRevocationList,
+    redis_client: aioredis.Redis,
+    revocation_keys: RevocationKeys,
+    redis_proxy: RedisCommandProxy,
+    kind: str,
+) -> None:
+    raw = access_claims(iat=int(time.time()) - 5)
+    claims = claims_of(raw)
+    bystander = claims_of(access_claims(iat=raw["iat"]))
+    subject = {"jti": raw["jti"], "sid": raw["sid"], "user": raw["sub"], "client": "other"}[kind]
+    if kind == "client":
+        claims = claims_of(access_claims(sub="other", client_id="other", iat=raw["iat"]))
+    assert await followed.is_revoked(claims) is False
+
+    await revoke(redis_client, revocation_keys, kind, subject, raw["iat"])
+    delay = await eventually(lambda: followed.is_revoked(claims), within=1.0)
+    print(f"{kind} revocation refused after {delay * 1000:.0f} ms")
+
+    # Only the entries the filter matched cost a round trip; the bystander's does not.
+    before = len(redis_proxy.commands)
+    assert await followed.is_revoked(bystander) is False
+    assert reads(redis_proxy, before) == []
+
+
+async def test_cutoffs_still_spare_tokens_issued_after_them(
+    followed: FollowedRevocationList, redis_client: aioredis.Redis, revocation_keys: RevocationKeys
+) -> None:
+    raw = access_claims(iat=int(time.time()) - 5)
+    await revoke(redis_client, revocation_keys, "user", raw["sub"], raw["iat"])
+    await eventually(lambda: followed.is_revoked(claims_of(raw)), within=1.0)
+    later = access_claims(sub=raw["sub"], iat=raw["iat"] + 1)
+    assert await followed.is_revoked(claims_of(later)) is False
+
+
+async def test_entries_written_before_the_follower_started_are_found(
+    redis_client: aioredis.Redis,
+    redis_proxy: RedisCommandProxy,
+    redis_prefix: str,
+    revocation_keys: RevocationKeys,
+    marked: None,
+) -> None:
+    """The resync reads the whole list: nothing depends on having heard it announced."""
+    revoked = [claims_of(access_claims()) for _ in range(3)]
+    for claims in revoked:
+        await redis_client.set(revocation_keys.jti(claims.jti), 1, ex=3600)
+    redis = aioredis.Redis.from_url(redis_proxy.url)
+    followed = FollowedRevocationList(redis, redis_prefix)
+    await followed.start()
+    try:
+        await eventually(lambda: followed.is_current, within=5)
+        for claims in revoked:
+            assert await followed.is_revoked(claims) is True
+        before = len(redis_proxy.commands)
+        assert await followed.is_revoked(claims_of(access_claims())) is False
+        assert reads(redis_proxy, before) == []
+    finally:
+        await followed.close()
+        await redis.aclose()
+
+
+async def test_a_lost_feed_falls_back_to_redis_until_a_full_resync(
+    followed: FollowedRevocationList,
+    redis_client: aioredis.Redis,
+    revocation_keys: RevocationKeys,
+    redis_proxy: RedisCommandProxy,
+) -> None:
+    unheard = claims_of(access_claims())
+    redis_proxy.drop_connections()
+    await eventually(lambda: not followed.is_current, within=0.5)
+    # Written while the feed is down and never announced: only Redis knows it.
+    await redis_client.set(revocation_keys.jti(unheard.jti), 1, ex=3600)
+    before = len(redis_proxy.commands)
+    assert await followed.is_revoked(unheard) is True
+    assert await followed.is_revoked(claims_of(access_claims())) is False
+    assert len(reads(redis_proxy, before)) == 2  # each answer came from Redis
+
+    # Reconnected and resynced: the resync found the entry it never heard of.
+    await eventually(lambda: followed.is_current, within=5)
+    assert await followed.is_revoked(unheard) is True
+    before = len(redis_proxy.commands)
+    assert await followed.is_revoked(claims_of(access_claims())) is False
+    assert reads(redis_proxy, before) == []
+
+
+async def test_a_silent_feed_falls_back_to_redis(
+    followed: FollowedRevocationList, redis_client: aioredis.Redis
+) -> None:
+    """Pongs prove the feed is live; a feed that stops answering is not trusted past
+    its lag bound (under a second), even while its connection stays open."""
+    await redis_client.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    started = time.monotonic()
+    try:
+        await eventually(lambda: not followed.is_current, within=1.0)
+        assert time.monotonic() - started < 1.0
+    finally:
+        await redis_client.execute_command("CLIENT", "UNPAUSE")
+    await eventually(lambda: followed.is_current, within=5)
+
+
+async def test_without_the_marker_the_follower_never_trusts_its_filter(
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
+    revocation_keys: RevocationKeys,
+) -> None:
+    """A list being rebuilt (no marker) cannot seed the filter: every check goes to Redis,
+    which fails closed, until the marker is back."""
+    followed = FollowedRevocationList(redis_client, redis_prefix, resync_delay=0.1)
+    await followed.start()
+    try:
+        await asyncio.sleep(0.5)
+        assert not followed.is_current
+        with pytest.raises(GuardUnavailableError):
+            await followed.is_revoked(claims_of(access_claims()))
+        await redis_client.set(revocation_keys.marker, str(int(time.time())))
+        await eventually(lambda: followed.is_current, within=5)
+        assert await followed.is_revoked(claims_of(access_claims())) is False
+    finally:
+        await followed.close()
+
+
+async def test_a_flushed_redis_loses_nothing_the_filter_heard(
+    followed: FollowedRevocationList,
+    redis_client: aioredis.Redis,
+    revocation_keys: RevocationKeys,
+    redis_prefix: str,
+) -> None:
+    """After a flush the entries are gone from Redis until the auth service rebuilds
+    them; a token the filter knows is revoked goes to Redis, finds no marker, and is
+    refused (503) rather than accepted."""
+    claims = claims_of(access_claims())
+    await revoke(redis_client, revocation_keys, "jti", claims.jti)
+    await eventually(lambda: followed.is_revoked(claims), within=1.0)
+    keys = [key async for key in redis_client.scan_iter(match=f"{redis_prefix}*")]
+    await redis_client.delete(*keys)
+    with pytest.raises(GuardUnavailableError):
+        await followed.is_revoked(claims)
+
+
+def test_the_filter_is_bounded_and_rarely_wrong() -> None:
+    capacity = 50_000
+    bloom = BloomFilter(capacity, error_rate=0.001)
+    members = [secrets.token_hex(16) for _ in range(capacity)]
+    for member in members:
+        bloom.add(member)
+    assert all(member in bloom for member in members)  # never a false negative
+    strangers = [secrets.token_hex(16) for _ in range(50_000)]
+    false_positives = sum(stranger in bloom for stranger in strangers)
+    assert false_positives / len(strangers) < 0.005, false_positives
+    # About 1.8 bytes an entry at 0.1 %: a million revoked entries cost ~2 MiB.
+    assert bloom.nbytes < capacity * 2
+    size = bloom.nbytes
+    for member in (secrets.token_hex(16) for _ in range(capacity)):
+        bloom.add(member)  # past capacity: more false positives, never more memory
+    assert bloom.nbytes == size
+
+
+def test_the_feed_is_on_by_default_and_can_be_switched_off() -> None:
+    environ = {
+        "PORTCULLIS_ISSUER": ISSUER,
+        "PORTCULLIS_AUDIENCE": AUDIENCE,
+        "PORTCULLIS_JWKS_URL": "http://127.0.0.1:1/jwks.json",
+        "PORTCULLIS_REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    assert GuardConfig.from_env(environ).revocation_feed is True
+    off = GuardConfig.from_env({**environ, "PORTCULLIS_REVOCATION_FEED": "off"})
+    assert off.revocation_feed is False
+    assert isinstance(PortcullisGuard(off, keys=_no_keys()).revocations, RedisRevocationList)
+    assert isinstance(
+        PortcullisGuard(
+            guard_config(redis_url="redis://127.0.0.1:1/0"), keys=_no_keys()
+        ).revocations,
+        FollowedRevocationList,
+    )
+    with pytest.raises(SettingsError, match="PORTCULLIS_REVOCATION_FEED"):
+        GuardConfig.from_env({**environ, "PORTCULLIS_REVOCATION_FEED": "maybe"})
+
+
+def _no_keys() -> StaticKeySource:
+    return StaticKeySource({"keys": []})
+
+
+async def test_http_guard_with_the_feed_refuses_a_revoked_token(
+    jwks_server: JWKSServer,
+    rsa_key: SigningKey,
+    redis_proxy: RedisCommandProxy,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
+    revocation_keys: RevocationKeys,
+    marked: None,
+) -> None:
+    guard = PortcullisGuard(
+        guard_config(jwks_url=jwks_server.url, redis_url=redis_proxy.url, redis_prefix=redis_prefix)
+    )
+    assert isinstance(guard.revocations, FollowedRevocationList)
+    revocations = guard.revocations
+    claims = access_claims()
+    token = mint(rsa_key, claims)
+    async with AsyncTestClient(app=guarded_app(guard)) as http:
+        await eventually(lambda: revocations.is_current, within=5)
+        before = len(redis_proxy.commands)
+        assert (await http.get("/api/me", headers=bearer(token))).status_code == 200
+        assert reads(redis_proxy, before) == []
+        await revoke(redis_client, revocation_keys, "sid", claims["sid"])
+
+        async def refused() -> bool:
+            response = await http.get("/api/me", headers=bearer(token))
+            return response.status_code == 401
+
+        await eventually(refused, within=1.0)
+        assert_invalid_token(await http.get("/api/me", headers=bearer(token)))
