@@ -464,7 +464,9 @@ class Bench:
         _fill_redis(self.prefix)
         # Restarted, the posts service reads the whole list into its revocation filter.
         self.posts.restart()
-        synced = self.posts.wait_for_log(r"revocation filter synced: (\d+) entries in ([\d.]+) s")
+        synced = self.posts.wait_for_log(
+            r"revocation filter synced: (\d+) entries read in ([\d.]+) s"
+        )
         self.results["revocation_filter_resync_s"] = float(synced.group(2))
         self.results["revocation_filter_entries"] = int(synced.group(1))
         self.posts_figures("_1M_revoked")

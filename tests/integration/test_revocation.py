@@ -369,7 +369,7 @@ def test_a_flushed_list_never_lets_a_revoked_token_through(stack: Stack) -> None
     flushed_at = time.monotonic()
 
     seen: dict[str, dict[int, int]] = {kind: {} for kind in (*revoked, "valid")}
-    valid_again: float | None = None
+    valid_answers: list[tuple[float, int]] = []
     while time.monotonic() - flushed_at < REBUILD_WITHIN:
         for kind, token in revoked.items():
             response = status(stack, token)
@@ -380,15 +380,21 @@ def test_a_flushed_list_never_lets_a_revoked_token_through(stack: Stack) -> None
                 assert response.headers["Retry-After"]
         response = status(stack, valid)
         seen["valid"][response.status_code] = seen["valid"].get(response.status_code, 0) + 1
-        if response.status_code == 200:
-            valid_again = valid_again or time.monotonic() - flushed_at
-        else:
-            # Fail closed while the list is incomplete: 503, never "revoked".
-            assert valid_again is None, "a valid token was refused again after the rebuild"
-            assert response.status_code == 503, response.text
+        # Fail closed while the list is incomplete: 503, never "revoked".
+        assert response.status_code in (200, 503), response.text
+        valid_answers.append((time.monotonic() - flushed_at, response.status_code))
     print(f"deleted {deleted} keys; polled for {REBUILD_WITHIN} s: {seen}")
-    assert valid_again is not None, f"a valid token still failed {REBUILD_WITHIN} s after the flush"
-    print(f"after the flush a valid token worked again after {valid_again * 1000:.0f} ms")
+    # A valid token keeps working (its service's filter, which lost nothing, clears it)
+    # until the service notices the marker is gone, is refused (503) until the list is
+    # rebuilt, then works for good.
+    phases = [
+        (at, code)
+        for n, (at, code) in enumerate(valid_answers)
+        if n == 0 or code != valid_answers[n - 1][1]
+    ]
+    assert [code for _, code in phases] in ([200], [503, 200], [200, 503, 200]), phases
+    if len(phases) > 1:
+        print(f"after the flush a valid token worked again after {phases[-1][0] * 1000:.0f} ms")
     for token in revoked.values():
         assert_refused(status(stack, token))
 

@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 import redis.asyncio as aioredis
 from joserfc.jwk import ECKey, OKPKey, RSAKey
@@ -33,6 +34,7 @@ from joserfc.jws import JWSRegistry
 from litestar import Litestar, Request, get
 from litestar.testing import AsyncTestClient
 
+from portcullis_shared.claims import AccessTokenClaims
 from portcullis_shared.guards import client_only, scope, scopes, user_required
 from portcullis_shared.plugin import GuardConfig, PortcullisGuard
 from portcullis_shared.principal import Principal
@@ -128,6 +130,11 @@ def access_claims(*, drop: Iterable[str] = (), **overrides: Any) -> dict[str, An
 def client_claims(**overrides: Any) -> dict[str, Any]:
     """The claims of a client-credentials token (`sub == client_id`)."""
     return access_claims(sub=SERVICE_CLIENT, client_id=SERVICE_CLIENT, **overrides)
+
+
+def claims_of(raw: dict[str, Any]) -> AccessTokenClaims:
+    """Claims as the verifier hands them to a revocation list."""
+    return msgspec.convert(raw, AccessTokenClaims)
 
 
 def header_for(key: SigningKey, *, drop: Iterable[str] = (), **members: Any) -> dict[str, Any]:
@@ -308,6 +315,8 @@ class RedisCommandProxy:
         self._tasks: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
+        self.refusing = False
+        """While True, new connections are closed at once (Redis unreachable)."""
 
     @property
     def url(self) -> str:
@@ -356,6 +365,9 @@ class RedisCommandProxy:
         task.add_done_callback(self._tasks.discard)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.refusing:
+            writer.close()
+            return
         up_reader, up_writer = await asyncio.open_connection(*self._upstream)
         self._writers.update({writer, up_writer})
         self._spawn(self._pipe(up_reader, writer))

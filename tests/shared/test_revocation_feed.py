@@ -14,15 +14,12 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
-import msgspec
 import pytest
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
 from portcullis_shared.bloom import BloomFilter
-from portcullis_shared.claims import AccessTokenClaims
 from portcullis_shared.environment import SettingsError
 from portcullis_shared.errors import GuardUnavailableError
 from portcullis_shared.jwks import StaticKeySource
@@ -38,6 +35,7 @@ from tests.shared.conftest import (
     access_claims,
     assert_invalid_token,
     bearer,
+    claims_of,
     client_claims,
     guard_config,
     guarded_app,
@@ -47,17 +45,14 @@ from tests.shared.conftest import (
 READS = {b"MGET", b"GET", b"EXISTS"}
 
 
-def claims_of(raw: dict[str, Any]) -> AccessTokenClaims:
-    return msgspec.convert(raw, AccessTokenClaims)
-
-
 async def revoke(
-    redis: aioredis.Redis, keys: RevocationKeys, kind: str, subject: str, value: object = 1
+    redis: aioredis.Redis, keys: RevocationKeys, *entries: tuple[str, str], value: object = 1
 ) -> None:
-    """What every writer of the list does: the entry, then its announcement on the feed."""
+    """What every writer of the list does: the entries, then one announcement of them all."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.set(keys.entry(kind, subject), str(value), ex=3600)
-        pipe.publish(keys.feed, f"{kind}:{subject}")
+        for kind, subject in entries:
+            pipe.set(keys.entry(kind, subject), str(value), ex=3600)
+        pipe.publish(keys.feed, keys.announcement(keys.item(*entry) for entry in entries))
         await pipe.execute()
 
 
@@ -118,7 +113,7 @@ async def test_a_revocation_on_the_feed_is_refused_within_a_second(
         claims = claims_of(access_claims(sub="other", client_id="other", iat=raw["iat"]))
     assert await followed.is_revoked(claims) is False
 
-    await revoke(redis_client, revocation_keys, kind, subject, raw["iat"])
+    await revoke(redis_client, revocation_keys, (kind, subject), value=raw["iat"])
     delay = await eventually(lambda: followed.is_revoked(claims), within=1.0)
     print(f"{kind} revocation refused after {delay * 1000:.0f} ms")
 
@@ -132,7 +127,7 @@ async def test_cutoffs_still_spare_tokens_issued_after_them(
     followed: FollowedRevocationList, redis_client: aioredis.Redis, revocation_keys: RevocationKeys
 ) -> None:
     raw = access_claims(iat=int(time.time()) - 5)
-    await revoke(redis_client, revocation_keys, "user", raw["sub"], raw["iat"])
+    await revoke(redis_client, revocation_keys, ("user", raw["sub"]), value=raw["iat"])
     await eventually(lambda: followed.is_revoked(claims_of(raw)), within=1.0)
     later = access_claims(sub=raw["sub"], iat=raw["iat"] + 1)
     assert await followed.is_revoked(claims_of(later)) is False
@@ -164,28 +159,121 @@ async def test_entries_written_before_the_follower_started_are_found(
         await redis.aclose()
 
 
-async def test_a_lost_feed_falls_back_to_redis_until_a_full_resync(
+async def test_a_lost_feed_is_not_trusted_until_a_full_resync(
     followed: FollowedRevocationList,
     redis_client: aioredis.Redis,
     revocation_keys: RevocationKeys,
     redis_proxy: RedisCommandProxy,
 ) -> None:
-    unheard = claims_of(access_claims())
+    """While the follower cannot reach Redis it trusts nothing (and so refuses every token);
+    back, it trusts its filter only after reading the whole list again, which finds what
+    was revoked while it was away, announced or not."""
+    unheard, unannounced = claims_of(access_claims()), claims_of(access_claims())
+    redis_proxy.refusing = True
     redis_proxy.drop_connections()
     await eventually(lambda: not followed.is_current, within=0.5)
-    # Written while the feed is down and never announced: only Redis knows it.
-    await redis_client.set(revocation_keys.jti(unheard.jti), 1, ex=3600)
-    before = len(redis_proxy.commands)
-    assert await followed.is_revoked(unheard) is True
-    assert await followed.is_revoked(claims_of(access_claims())) is False
-    assert len(reads(redis_proxy, before)) == 2  # each answer came from Redis
+    with pytest.raises(GuardUnavailableError):
+        await followed.is_revoked(claims_of(access_claims()))
+    await revoke(redis_client, revocation_keys, ("jti", unheard.jti))  # announced to nobody
+    await redis_client.set(revocation_keys.jti(unannounced.jti), 1, ex=3600)
 
-    # Reconnected and resynced: the resync found the entry it never heard of.
+    redis_proxy.refusing = False
     await eventually(lambda: followed.is_current, within=5)
     assert await followed.is_revoked(unheard) is True
+    assert await followed.is_revoked(unannounced) is True
     before = len(redis_proxy.commands)
     assert await followed.is_revoked(claims_of(access_claims())) is False
     assert reads(redis_proxy, before) == []
+
+
+async def test_a_lost_marker_stops_the_trust_until_the_list_is_whole_again(
+    followed: FollowedRevocationList,
+    redis_client: aioredis.Redis,
+    revocation_keys: RevocationKeys,
+) -> None:
+    """A flushed, restarted or failed-over Redis loses the marker: the follower stops
+    answering from its filter (Redis then refuses every token) until the auth service has
+    rebuilt the list and set the marker again, and then reads the rebuilt list."""
+    await redis_client.delete(revocation_keys.marker)
+    await eventually(lambda: not followed.is_current, within=0.5)
+    with pytest.raises(GuardUnavailableError):
+        await followed.is_revoked(claims_of(access_claims()))
+    rebuilt = claims_of(access_claims())
+    await redis_client.set(revocation_keys.jti(rebuilt.jti), 1, ex=3600)  # not announced
+    await redis_client.set(revocation_keys.marker, str(int(time.time())))
+    await eventually(lambda: followed.is_current, within=5)
+    assert await followed.is_revoked(rebuilt) is True
+
+
+async def test_a_changed_marker_means_a_rebuilt_list_and_a_resync(
+    followed: FollowedRevocationList,
+    redis_client: aioredis.Redis,
+    revocation_keys: RevocationKeys,
+) -> None:
+    """The marker came back with another value between two looks (a rebuild): the filter
+    is read again rather than trusted."""
+    rebuilt = claims_of(access_claims())
+    await redis_client.set(revocation_keys.jti(rebuilt.jti), 1, ex=3600)  # not announced
+    await redis_client.set(revocation_keys.marker, "rebuilt")
+    await eventually(lambda: followed.is_revoked(rebuilt), within=1.0)
+
+
+async def test_several_entries_in_one_announcement(
+    followed: FollowedRevocationList,
+    redis_client: aioredis.Redis,
+    revocation_keys: RevocationKeys,
+) -> None:
+    tokens = [claims_of(access_claims()) for _ in range(3)]
+    await revoke(redis_client, revocation_keys, *(("jti", claims.jti) for claims in tokens))
+    for claims in tokens:
+        await eventually(lambda claims=claims: followed.is_revoked(claims), within=1.0)
+
+
+async def test_the_periodic_rebuild_forgets_entries_that_are_gone(
+    redis_proxy: RedisCommandProxy,
+    redis_client: aioredis.Redis,
+    redis_prefix: str,
+    revocation_keys: RevocationKeys,
+    marked: None,
+) -> None:
+    """Entries expire in Redis; a rebuild from scratch lets their tokens be cleared locally
+    again, and loses nothing announced meanwhile."""
+    redis = aioredis.Redis.from_url(redis_proxy.url)
+    followed = FollowedRevocationList(redis, redis_prefix, rebuild_every=0.5)
+    expired = claims_of(access_claims())
+    await revoke(redis_client, revocation_keys, ("jti", expired.jti))
+    await followed.start()
+    try:
+        await eventually(lambda: followed.is_current, within=5)
+        before = len(redis_proxy.commands)
+        assert await followed.is_revoked(expired) is True
+        assert len(reads(redis_proxy, before)) == 1  # the filter knew it: Redis confirmed
+        await redis_client.delete(revocation_keys.jti(expired.jti))  # as its TTL would
+        later = claims_of(access_claims())
+        await revoke(redis_client, revocation_keys, ("jti", later.jti))
+
+        async def cleared_locally() -> bool:
+            before = len(redis_proxy.commands)
+            revoked = await followed.is_revoked(expired)
+            return not revoked and reads(redis_proxy, before) == []
+
+        await eventually(cleared_locally, within=3)
+        assert await followed.is_revoked(later) is True
+    finally:
+        await followed.close()
+        await redis.aclose()
+
+
+async def test_close_ends_the_follower(
+    redis_client: aioredis.Redis, redis_prefix: str, marked: None
+) -> None:
+    followed = FollowedRevocationList(redis_client, redis_prefix)
+    await followed.start()
+    await eventually(lambda: followed.is_current, within=5)
+    await followed.close()
+    assert not followed.is_current
+    following = [task for task in asyncio.all_tasks() if "FollowedRevocationList" in repr(task)]
+    assert following == []
 
 
 async def test_a_silent_feed_falls_back_to_redis(
@@ -234,7 +322,7 @@ async def test_a_flushed_redis_loses_nothing_the_filter_heard(
     them; a token the filter knows is revoked goes to Redis, finds no marker, and is
     refused (503) rather than accepted."""
     claims = claims_of(access_claims())
-    await revoke(redis_client, revocation_keys, "jti", claims.jti)
+    await revoke(redis_client, revocation_keys, ("jti", claims.jti))
     await eventually(lambda: followed.is_revoked(claims), within=1.0)
     keys = [key async for key in redis_client.scan_iter(match=f"{redis_prefix}*")]
     await redis_client.delete(*keys)
@@ -252,7 +340,7 @@ def test_the_filter_is_bounded_and_rarely_wrong() -> None:
     strangers = [secrets.token_hex(16) for _ in range(50_000)]
     false_positives = sum(stranger in bloom for stranger in strangers)
     assert false_positives / len(strangers) < 0.005, false_positives
-    # About 1.8 bytes an entry at 0.1 %: a million revoked entries cost ~2 MiB.
+    # About 1.8 bytes an entry at 0.1 %: two million entries fit in ~3.4 MiB.
     assert bloom.nbytes < capacity * 2
     size = bloom.nbytes
     for member in (secrets.token_hex(16) for _ in range(capacity)):
@@ -306,7 +394,7 @@ async def test_http_guard_with_the_feed_refuses_a_revoked_token(
         before = len(redis_proxy.commands)
         assert (await http.get("/api/me", headers=bearer(token))).status_code == 200
         assert reads(redis_proxy, before) == []
-        await revoke(redis_client, revocation_keys, "sid", claims["sid"])
+        await revoke(redis_client, revocation_keys, ("sid", claims["sid"]))
 
         async def refused() -> bool:
             response = await http.get("/api/me", headers=bearer(token))

@@ -14,12 +14,10 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-import msgspec
 import pytest
 import redis.asyncio as aioredis
 from litestar.testing import AsyncTestClient
 
-from portcullis_shared.claims import AccessTokenClaims
 from portcullis_shared.environment import SettingsError
 from portcullis_shared.errors import GuardUnavailableError
 from portcullis_shared.jwks import StaticKeySource
@@ -39,6 +37,7 @@ from tests.shared.conftest import (
     assert_invalid_token,
     assert_unavailable,
     bearer,
+    claims_of,
     client_claims,
     guard_config,
     guarded_app,
@@ -46,10 +45,6 @@ from tests.shared.conftest import (
 )
 
 T = 1_767_225_600  # a whole-second cutoff
-
-
-def claims_of(raw: dict[str, Any]) -> AccessTokenClaims:
-    return msgspec.convert(raw, AccessTokenClaims)
 
 
 # --- RedisRevocationList -------------------------------------------------------------------

@@ -10,6 +10,7 @@ check fails closed. One `MGET` answers all of it in one round trip.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Protocol
 
 from redis.asyncio import Redis
@@ -26,20 +27,25 @@ def _glob_escape(text: str) -> str:
 
 
 class RevocationKeys:
-    """Key names, shared by the auth service (writer) and every reader."""
+    """Key names, shared by the auth service (writer) and every reader.
+
+    Entries are `{prefix}revoked:{kind}:{subject}`, kind being jti, sid, user or
+    client. Each write is also announced on `feed` as lines of `{kind}:{subject}`
+    (an *item*), which followers add to their filters.
+    """
 
     def __init__(self, prefix: str = DEFAULT_PREFIX) -> None:
         self.prefix = prefix
         self.marker = f"{prefix}revocations:marker"
         self.sequence = f"{prefix}revocations:sequence"
         self.feed = f"{prefix}revocations:feed"
-        """The pub/sub channel each write is announced on, as lines of `kind:subject`."""
+        """The pub/sub channel each write is announced on."""
         self.entries = f"{_glob_escape(prefix)}revoked:*"
         """A SCAN pattern matching every entry."""
+        self._entry_prefix = f"{prefix}revoked:"
 
     def entry(self, kind: str, subject: str) -> str:
-        """The key of one entry; `kind` is jti, sid, user or client."""
-        return f"{self.prefix}revoked:{kind}:{subject}"
+        return f"{self._entry_prefix}{kind}:{subject}"
 
     def jti(self, jti: str) -> str:
         return self.entry("jti", jti)
@@ -52,6 +58,23 @@ class RevocationKeys:
 
     def client(self, client_id: str) -> str:
         return self.entry("client", client_id)
+
+    @staticmethod
+    def item(kind: str, subject: str) -> str:
+        return f"{kind}:{subject}"
+
+    def item_of_entry(self, key: bytes | str) -> str:
+        text = key.decode(errors="replace") if isinstance(key, bytes) else key
+        return text.removeprefix(self._entry_prefix)
+
+    @staticmethod
+    def announcement(items: Iterable[str]) -> str:
+        return "\n".join(items)
+
+    @staticmethod
+    def items_announced(message: bytes | str) -> list[str]:
+        text = message.decode(errors="replace") if isinstance(message, bytes) else message
+        return text.split("\n")
 
 
 class RevocationList(Protocol):

@@ -22,7 +22,12 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+DEFAULT_POOL_SIZE = 20
+"""Enough for a busy single worker: connections opened and closed per request cost more
+than the query."""
+
+
+def create_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
     """An async engine; SQLite gets foreign keys on and one writer at a time."""
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
@@ -38,7 +43,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size // 2,
         pool_pre_ping=True,
         hide_parameters=True,  # SQL errors must never echo secrets into logs
         pool_timeout=5,

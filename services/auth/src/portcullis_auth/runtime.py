@@ -90,7 +90,7 @@ class AuthRuntime:
             sessionmaker=sessionmaker,
             redis=redis,
             keyring=keyring,
-            hasher=PasswordHasher(),
+            hasher=PasswordHasher(threads=settings.login.hash_threads),
             throttle=throttle,
             publisher=publisher,
             revocation_sink=publisher or local_sink,
@@ -120,6 +120,7 @@ class AuthRuntime:
         if self.redis is not None:
             await self.redis.aclose()
         await self.engine.dispose()
+        self.hasher.close()
 
 
 def runtime_of(state: State) -> AuthRuntime:

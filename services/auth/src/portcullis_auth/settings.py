@@ -14,6 +14,7 @@ from functools import lru_cache
 
 from portcullis_shared.environment import EnvReader, SettingsError, load_dotenv_file
 from portcullis_shared.scopes import DEFAULT_PRIVILEGED_SCOPES, DEFAULT_SCOPES, ScopeRegistry
+from portcullis_shared.sql import DEFAULT_POOL_SIZE
 
 SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
 DAY = 86_400
@@ -35,8 +36,8 @@ class ServerSettings:
 class DatabaseSettings:
     url: str = ""
     """SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…"""
-    pool_size: int = 10
-    """Connections kept open per process (Postgres)."""
+    pool_size: int = DEFAULT_POOL_SIZE
+    """Connections kept open per process (Postgres); half as many again at peaks."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +85,8 @@ class LoginSettings:
     """Seconds a failure is remembered."""
     max_backoff: int = 900
     """Longest wait imposed after repeated failures, seconds."""
+    hash_threads: int = 1
+    """Argon2 verifies run at once (each holds 64 MiB while it runs)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +133,7 @@ class AuthSettings:
             ),
             database=DatabaseSettings(
                 url=env.url("DATABASE_URL", schemes=("postgresql+asyncpg", "sqlite+aiosqlite")),
-                pool_size=env.integer("DATABASE_POOL_SIZE", 10, minimum=1),
+                pool_size=env.integer("DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE, minimum=1),
             ),
             redis=RedisSettings(url=redis_url, key_prefix=env.text("REDIS_PREFIX", "portcullis:")),
             tokens=TokenSettings(
@@ -149,6 +152,7 @@ class AuthSettings:
                 max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
                 failure_window=env.integer("LOGIN_FAILURE_WINDOW", 900, minimum=1),
                 max_backoff=env.integer("LOGIN_MAX_BACKOFF", 900, minimum=1),
+                hash_threads=env.integer("PASSWORD_HASH_THREADS", 1, minimum=1, maximum=64),
             ),
             secret_key=env.secret_key("SECRET_KEY"),
             scopes=scopes,

@@ -24,7 +24,7 @@ class ResourceRuntime:
 
     @classmethod
     def create(cls, settings: ResourceSettings) -> ResourceRuntime:
-        engine = create_engine(settings.database_url)
+        engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         return cls(
             settings=settings,
             engine=engine,

@@ -9,6 +9,7 @@ from functools import lru_cache
 from portcullis_shared.client_ip import Network
 from portcullis_shared.environment import EnvReader, load_dotenv_file
 from portcullis_shared.plugin import GuardConfig
+from portcullis_shared.sql import DEFAULT_POOL_SIZE
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,8 @@ class ResourceSettings:
     """How tokens are verified: issuer, audience, JWKS URL, revocation list."""
     database_url: str
     """The posts database: postgresql+asyncpg://… or sqlite+aiosqlite:///…"""
+    database_pool_size: int = DEFAULT_POOL_SIZE
+    """Connections kept open (Postgres); half as many again at peaks."""
     host: str = "127.0.0.1"
     """Address the posts service binds to."""
     port: int = 8001
@@ -59,6 +62,7 @@ class ResourceSettings:
             database_url=env.url(
                 "DATABASE_URL", schemes=("postgresql+asyncpg", "sqlite+aiosqlite")
             ),
+            database_pool_size=env.integer("DATABASE_POOL_SIZE", DEFAULT_POOL_SIZE, minimum=1),
             host=env.text("HOST", "127.0.0.1"),
             port=env.integer("PORT", 8001, minimum=1, maximum=65535),
             trusted_proxies=env.networks("TRUSTED_PROXIES"),

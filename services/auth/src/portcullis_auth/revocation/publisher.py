@@ -118,9 +118,12 @@ class RevocationPublisher:
                 ttl = max(1, int(row.expires_at.timestamp() - now) + 1)
                 key = self.keys.entry(row.kind, row.subject)
                 pipe.set(key, row.cutoff if row.cutoff is not None else 1, ex=ttl)
-            # Announced after the entries, in the same round trip: a follower that hears
-            # of an entry finds it in Redis.
-            pipe.publish(self.keys.feed, "\n".join(f"{row.kind}:{row.subject}" for row in rows))
+            # Announced in the same round trip: a follower trusts its filter only while
+            # it provably hears every announcement (portcullis_shared.revocation_feed).
+            pipe.publish(
+                self.keys.feed,
+                self.keys.announcement(self.keys.item(row.kind, row.subject) for row in rows),
+            )
             await pipe.execute()
 
     async def publish(self, rows: Sequence[Revocation]) -> None:
