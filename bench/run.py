@@ -2,7 +2,8 @@
 
 Starts both services as production runs them (Postgres, Redis, one uvicorn
 worker each, production settings), the servers pinned to core 0 and the load
-generators (wrk, and an asyncio driver for refresh chains) to core 1. Prints
+generators (wrk, and an asyncio driver for refresh chains) to core 1; raw signing
+and argon2 rates are measured on core 0 while the servers idle. Prints
 one table of medians over several runs and writes it as JSON to
 bench/results/latest.json. Nothing here asserts an absolute number.
 
@@ -43,6 +44,7 @@ BIN = Path(sys.executable).parent
 DURATION = int(os.environ.get("BENCH_DURATION", "8"))
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
+WARM_UP = 2
 DATABASE_URL = os.environ.get(
     "PORTCULLIS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
@@ -162,63 +164,91 @@ class Figure:
     samples: list[float] = field(default_factory=list)
 
 
-def wrk(
-    url: str,
-    *,
-    headers: dict[str, str] | None = None,
-    post: str | None = None,
-    connections: int = CONNECTIONS,
-) -> Figure:
-    """Median of RUNS wrk runs."""
-    runs = []
+@dataclass(frozen=True)
+class Load:
+    """One wrk target: a URL, its headers and, for a POST, its form body."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    post: str | None = None
+    connections: int = CONNECTIONS
+
+
+def wrk(url: str, **load: Any) -> Figure:
+    """Median of RUNS wrk runs, after a short unmeasured one (pools filled, caches warm)."""
+    return wrk_interleaved(Load(url, **load))[0]
+
+
+def wrk_interleaved(*loads: Load) -> list[Figure]:
+    """Figures for loads compared with each other, their runs taken in turns, so that
+    the machine's drift during a run falls on each alike."""
+    runs: list[list[Figure]] = [[] for _ in loads]
+    for load in loads:
+        _wrk_once(load, WARM_UP)
+    for _ in range(RUNS):
+        for load, figures in zip(loads, runs, strict=True):
+            figures.append(_wrk_once(load, DURATION))
+    medians = []
+    for figures in runs:
+        middle = sorted(figures, key=lambda f: f.rps)[len(figures) // 2]
+        middle.samples = [round(f.rps, 1) for f in figures]
+        medians.append(middle)
+    return medians
+
+
+def _wrk_once(load: Load, seconds: int) -> Figure:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        if post is not None:
-            script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(post)}\n')
+        if load.post is not None:
+            script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(load.post)}\n')
             script.write('wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n')
-        for name, value in (headers or {}).items():
+        for name, value in load.headers.items():
             script.write(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n")
     try:
-        for _ in range(RUNS):
-            output = subprocess.run(
-                [
-                    *pinned(LOAD_CORE),
-                    "wrk",
-                    "-t1",
-                    f"-c{connections}",
-                    f"-d{DURATION}s",
-                    "--latency",
-                    "-s",
-                    script.name,
-                    url,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            # Anchored: a "78.50%" in the thread stats must not pass for the 50th percentile.
-            if re.search(r"^\s+50%\s+[\d.]+(us|ms|s)\s*$", output, re.MULTILINE) is None:
-                raise RuntimeError(f"wrk could not measure {url}:\n{output}")
-            rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-            p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
-            p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
-            errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-            runs.append(Figure(rps, p50, p99, int(errors.group(1)) if errors else 0))
+        output = subprocess.run(
+            [
+                *pinned(LOAD_CORE),
+                "wrk",
+                "-t1",
+                f"-c{load.connections}",
+                f"-d{seconds}s",
+                "--latency",
+                "-s",
+                script.name,
+                load.url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         os.unlink(script.name)
-    middle = sorted(runs, key=lambda f: f.rps)[len(runs) // 2]
-    middle.samples = [round(f.rps, 1) for f in runs]
-    return middle
+    # Anchored: a "78.50%" in the thread stats must not pass for the 50th percentile.
+    if re.search(r"^\s+50%\s+[\d.]+(us|ms|s)\s*$", output, re.MULTILINE) is None:
+        raise RuntimeError(f"wrk could not measure {load.url}:\n{output}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    return Figure(rps, p50, p99, int(errors.group(1)) if errors else 0)
 
 
 def raw_rate(operation: Callable[[], object], seconds: float = 3.0) -> Figure:
-    """Median ops/s of an in-process loop, on the load core while the servers idle."""
+    """Median ops/s of an in-process loop, on the servers' core while they idle: the rate
+    a server could reach if the operation were all it did."""
     samples = []
-    for _ in range(RUNS):
-        count, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            operation()
-            count += 1
-        samples.append(count / (time.perf_counter() - start))
+    on_server_core = hasattr(os, "sched_setaffinity") and bool(pinned(SERVER_CORE))
+    if on_server_core:
+        os.sched_setaffinity(0, {SERVER_CORE})
+    try:
+        for _ in range(RUNS):
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                operation()
+                count += 1
+            samples.append(count / (time.perf_counter() - start))
+    finally:
+        if on_server_core:
+            os.sched_setaffinity(0, {LOAD_CORE})
     return Figure(statistics.median(samples), samples=[round(s, 1) for s in samples])
 
 
@@ -408,12 +438,17 @@ class Bench:
         )
         post.raise_for_status()
         path = f"/api/posts/{post.json()['id']}"
-        self.results[f"posts_authenticated{label}"] = wrk(self.posts.url + path, headers=headers)
-        if not label:
-            self.results["posts_baseline"] = wrk(self.baseline.url + path)
+        authenticated = Load(self.posts.url + path, headers=headers)
+        if label:
+            self.results[f"posts_authenticated{label}"] = wrk_interleaved(authenticated)[0]
+        else:
+            (
+                self.results["posts_authenticated"],
+                self.results["posts_baseline"],
+            ) = wrk_interleaved(authenticated, Load(self.baseline.url + path))
 
     def run(self) -> None:
-        # Raw rates first, on the load core, while the servers idle.
+        # Raw rates first, on the servers' core, while the servers idle.
         key = _signing_key(self.auth_env)
         claims = {
             "iss": "x",

@@ -1,12 +1,14 @@
 """Route guards, as Passport's middleware: `scopes`, `scope`, `user_required`, `client_only`.
 
 Use them in a handler's `guards=[...]`; the principal itself is
-`request.user` (see `current_principal`).
+`request.user` (see `current_principal`). They are coroutines because Litestar
+runs a plain function guard in a worker thread, a hop per request that costs
+more than the check.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -15,7 +17,7 @@ from litestar.handlers import BaseRouteHandler
 from portcullis_shared.errors import InsufficientScopeError, InvalidTokenError, MissingTokenError
 from portcullis_shared.principal import Principal
 
-Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], None]
+Guard = Callable[[ASGIConnection[Any, Any, Any, Any], BaseRouteHandler], Awaitable[None]]
 
 
 def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
@@ -29,7 +31,7 @@ def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princip
 def scopes(*required: str) -> Guard:
     """Every listed scope is needed (Passport's `scopes`)."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = current_principal(connection)
         missing = [name for name in required if not principal.can(name)]
         if missing:
@@ -43,7 +45,7 @@ def scopes(*required: str) -> Guard:
 def scope(*accepted: str) -> Guard:
     """Any one of the listed scopes is enough (Passport's `scope`)."""
 
-    def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
         principal = current_principal(connection)
         if not any(principal.can(name) for name in accepted):
             raise InsufficientScopeError(
@@ -53,13 +55,15 @@ def scope(*accepted: str) -> Guard:
     return guard
 
 
-def user_required(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def user_required(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
     """The token must speak for a user, not a client on its own."""
     if current_principal(connection).is_client:
         raise InsufficientScopeError("this route needs a user's token")
 
 
-def client_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def client_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """The token must be a client-credentials token (Passport's `CheckClientCredentials`)."""
     if not current_principal(connection).is_client:
         raise InsufficientScopeError("this route needs a client's token")
