@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import json
 import secrets
 import time
@@ -23,6 +24,7 @@ from joserfc.jwk import OKPKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from portcullis_shared.guards import client_only, scope, scopes, user_required
 from portcullis_shared.jwks import StaticKeySource
 from portcullis_shared.plugin import PortcullisGuard
 from portcullis_shared.revocation import MemoryRevocationList, RevocationKeys
@@ -596,6 +598,12 @@ async def test_invalid_token_answer_does_not_echo_the_token(
 
 
 # --- scopes and who the token speaks for --------------------------------------------------
+
+
+def test_guards_run_on_the_event_loop() -> None:
+    """Litestar runs a plain-function guard in a worker thread: a thread hop per request."""
+    for guard in (scopes("read-posts"), scope("read-posts"), user_required, client_only):
+        assert inspect.iscoroutinefunction(guard), guard
 
 
 def assert_insufficient_scope(response: Any, scope: str | None) -> None:
