@@ -242,6 +242,8 @@ def _wrk_once(load: Load, seconds: int) -> Figure:
                 "-t1",
                 f"-c{load.connections}",
                 f"-d{seconds}s",
+                "--timeout",
+                "30s",  # password logins queue for the argon2 thread: seconds, not errors
                 "--latency",
                 "-s",
                 script.name,
