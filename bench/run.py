@@ -584,7 +584,7 @@ class Bench:
     def run(self) -> None:
         # Raw rates first, on the servers' core, while the servers idle (and before the
         # twins' million-row fills).
-        key = _signing_key(self.auth_env)
+        key = RSAKey.generate_key(2048, private=True)
         claims = {
             "iss": "x",
             "sub": str(uuid.uuid4()),
@@ -679,10 +679,6 @@ def _chunks(iterable: Any, size: int) -> Any:
             chunk = []
     if chunk:
         yield chunk
-
-
-def _signing_key(_: dict[str, str]) -> Any:
-    return RSAKey.generate_key(2048, private=True)
 
 
 def _fill_redis(prefix: str) -> None:

@@ -98,6 +98,12 @@ def test_supported_signing_algorithms(algorithm: str) -> None:
         pytest.param({"secret_key": "a" * 64}, "PORTCULLIS_SECRET_KEY", id="secret-not-random"),
         pytest.param({"redis_url": None}, "PORTCULLIS_REDIS_URL", id="redis-missing"),
         pytest.param({"port": "70000"}, "PORTCULLIS_PORT", id="port-out-of-range"),
+        pytest.param(
+            {"password_hash_threads": "0"}, "PORTCULLIS_PASSWORD_HASH_THREADS", id="threads-0"
+        ),
+        pytest.param(
+            {"database_pool_size": "0"}, "PORTCULLIS_DATABASE_POOL_SIZE", id="pool-size-0"
+        ),
     ],
 )
 def test_bad_value_raises_settings_error_naming_the_variable(

@@ -20,8 +20,6 @@ class BloomFilter:
         self._size = bits
         self._hashes = max(1, round(bits / capacity * math.log(2)))
         self._bits = bytearray((bits + 7) // 8)
-        self.count = 0
-        """Items added (repeats included): past `capacity` answers grow less exact."""
 
     @property
     def nbytes(self) -> int:
@@ -38,7 +36,6 @@ class BloomFilter:
         for i in range(self._hashes):
             position = (first + i * second) % size
             bits[position >> 3] |= 1 << (position & 7)
-        self.count += 1
 
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, str):

@@ -83,11 +83,24 @@ class RevocationList(Protocol):
         ...
 
 
-def _covered(issued_at: int, cutoff: bytes | str | int | None) -> bool:
-    if cutoff is None:
+def token_entries(claims: AccessTokenClaims) -> list[tuple[str, str]]:
+    """The (kind, subject) of every entry that may cover a token: its jti, its grant, its
+    client and, for a user's token, its user."""
+    entries = [("jti", claims.jti), ("sid", claims.sid), ("client", claims.client_id)]
+    if not claims.is_client_token:
+        entries.append(("user", claims.sub))
+    return entries
+
+
+def _covers(kind: str, issued_at: int, value: bytes | str | float | None) -> bool:
+    """Whether an entry's value revokes a token: presence for jti and sid, "issued at or
+    before the cutoff" for user and client."""
+    if value is None:
         return False
+    if kind in ("jti", "sid"):
+        return True
     try:
-        return issued_at <= int(cutoff)
+        return issued_at <= int(value)
     except ValueError:
         return True  # an entry we cannot read is not evidence the token is fine
 
@@ -98,58 +111,47 @@ class RedisRevocationList:
         self.keys = RevocationKeys(prefix)
 
     async def is_revoked(self, claims: AccessTokenClaims) -> bool:
-        keys = self.keys
-        user_key = keys.user(claims.sub) if not claims.is_client_token else keys.marker
+        entries = token_entries(claims)
         try:
-            marker, by_jti, by_sid, by_user, by_client = await self._redis.mget(
-                [
-                    keys.marker,
-                    keys.jti(claims.jti),
-                    keys.sid(claims.sid),
-                    user_key,
-                    keys.client(claims.client_id),
-                ]
+            marker, *values = await self._redis.mget(
+                [self.keys.marker, *(self.keys.entry(kind, subject) for kind, subject in entries)]
             )
         except (RedisError, OSError):
             raise GuardUnavailableError("the revocation list cannot be reached") from None
         if marker is None:
             raise GuardUnavailableError("the revocation list is being rebuilt")
-        if by_jti is not None or by_sid is not None:
-            return True
-        if not claims.is_client_token and _covered(claims.iat, by_user):
-            return True
-        return _covered(claims.iat, by_client)
+        return any(
+            _covers(kind, claims.iat, value)
+            for (kind, _), value in zip(entries, values, strict=True)
+        )
 
 
 class MemoryRevocationList:
     """The embedded default's list: one process, no Redis, always complete."""
 
     def __init__(self) -> None:
-        self._tokens: dict[str, float] = {}
-        self._cutoffs: dict[str, int] = {}
+        self._entries: dict[str, float] = {}
+        """Item to value: expiry time for jti and sid, cutoff for user and client."""
 
     def revoke_token(self, jti: str, expires_at: float) -> None:
-        self._tokens[f"jti:{jti}"] = expires_at
+        self._entries[RevocationKeys.item("jti", jti)] = expires_at
 
     def revoke_grant(self, sid: str, expires_at: float) -> None:
-        self._tokens[f"sid:{sid}"] = expires_at
+        self._entries[RevocationKeys.item("sid", sid)] = expires_at
 
     def revoke_user(self, user_id: str, at: int) -> None:
-        self._cutoffs[f"user:{user_id}"] = at
+        self._entries[RevocationKeys.item("user", user_id)] = at
 
     def revoke_client(self, client_id: str, at: int) -> None:
-        self._cutoffs[f"client:{client_id}"] = at
+        self._entries[RevocationKeys.item("client", client_id)] = at
 
     async def is_revoked(self, claims: AccessTokenClaims) -> bool:
         now = time.time()
-        for key in (f"jti:{claims.jti}", f"sid:{claims.sid}"):
-            expires_at = self._tokens.get(key)
-            if expires_at is not None:
-                if expires_at >= now:
-                    return True
-                del self._tokens[key]
-        if not claims.is_client_token and _covered(
-            claims.iat, self._cutoffs.get(f"user:{claims.sub}")
-        ):
-            return True
-        return _covered(claims.iat, self._cutoffs.get(f"client:{claims.client_id}"))
+        for kind, subject in token_entries(claims):
+            item = RevocationKeys.item(kind, subject)
+            value = self._entries.get(item)
+            if kind in ("jti", "sid") and value is not None and value < now:
+                del self._entries[item]  # expired with the token it revoked
+            elif _covers(kind, claims.iat, value):
+                return True
+        return False

@@ -43,7 +43,7 @@ from redis.exceptions import RedisError
 
 from portcullis_shared.bloom import BloomFilter
 from portcullis_shared.claims import AccessTokenClaims
-from portcullis_shared.revocation import DEFAULT_PREFIX, RedisRevocationList
+from portcullis_shared.revocation import DEFAULT_PREFIX, RedisRevocationList, token_entries
 
 logger = logging.getLogger("portcullis.revocation_feed")
 
@@ -106,13 +106,8 @@ class FollowedRevocationList:
         return await self._fallback.is_revoked(claims)
 
     def _may_cover(self, claims: AccessTokenClaims) -> bool:
-        known, item = self._filter, self.keys.item
-        return (
-            item("jti", claims.jti) in known
-            or item("sid", claims.sid) in known
-            or (not claims.is_client_token and item("user", claims.sub) in known)
-            or item("client", claims.client_id) in known
-        )
+        known = self._filter
+        return any(self.keys.item(*entry) in known for entry in token_entries(claims))
 
     async def start(self) -> None:
         """Begin following; checks go to Redis until the first resync completes."""
@@ -215,9 +210,8 @@ class FollowedRevocationList:
                 self._building.add(item)
 
     def _confirm(self, data: bytes | str) -> None:
-        text = data.decode(errors="replace") if isinstance(data, bytes) else data
         with contextlib.suppress(ValueError):
-            self._confirmed_at = max(self._confirmed_at, float(text))
+            self._confirmed_at = max(self._confirmed_at, float(data))
 
     async def _rebuild_later(self, generation: int) -> None:
         """Wait, then rebuild from scratch so that expired entries leave the filter

@@ -23,8 +23,9 @@ def is_sqlite(url: str) -> bool:
 
 
 DEFAULT_POOL_SIZE = 20
-"""Enough for a busy single worker: connections opened and closed per request cost more
-than the query."""
+"""Connections kept open per process, half as many again at peaks. Overflow connections
+are closed when returned, so a pool smaller than the usual concurrency reconnects on
+every request."""
 
 
 def create_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
