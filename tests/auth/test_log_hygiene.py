@@ -6,7 +6,6 @@ secret, token or `Authorization` header. Runs the flows with every logger at DEB
 from __future__ import annotations
 
 import asyncio
-import atexit
 import base64
 import logging
 import time
@@ -20,6 +19,7 @@ from litestar.testing import AsyncTestClient
 
 from portcullis_auth.http.app import create_app
 from portcullis_auth.settings import AuthSettings
+from portcullis_shared.logs import BatchingHandler
 from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, basic_auth
 from tests.auth.helpers import (
     TOKEN_URL,
@@ -64,13 +64,11 @@ async def _read_output(capfd: pytest.CaptureFixture[str], until: str) -> tuple[s
 async def _app_writing_to_capfd(
     settings: AuthSettings, caplog: pytest.LogCaptureFixture
 ) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """The app, built inside the test so that its log thread writes to `capfd`'s stderr.
+    """The app, built inside the test so that `caplog` sees its records too.
 
-    The app logs through a queue and a thread bound to the stderr in place when it was
-    built. `capfd` swaps that stderr at the end of each test phase, so the app is built
-    here, in the test's own phase, and on leaving, its queue is taken off the root logger
-    and drained while that stderr is still open. Building the app replaces the root
-    logger's handlers, so `caplog`'s goes back on.
+    Building the app replaces the root logger's handlers, so `caplog`'s goes back on.
+    The app's handler writes to whatever stderr is in place when it writes (`capfd`'s
+    here); on leaving, what it holds is written while that stderr is still open.
     """
     app = create_app(settings)
     logging.getLogger().addHandler(caplog.handler)
@@ -78,13 +76,9 @@ async def _app_writing_to_capfd(
         async with AsyncTestClient(app=app, base_url=ISSUER) as client:
             yield client
     finally:
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            listener = getattr(handler, "listener", None)
-            if listener is not None:
-                root.removeHandler(handler)
-                listener.stop()
-                atexit.unregister(listener.stop)
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, BatchingHandler):
+                handler.flush()
 
 
 async def test_no_secret_reaches_logs_output_or_error_bodies(

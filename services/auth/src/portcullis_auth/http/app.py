@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.logging import LoggingConfig
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from redis.exceptions import RedisError
@@ -25,6 +24,7 @@ from portcullis_auth.http.cors import PersonalAccessCORS
 from portcullis_auth.http.errors import EXCEPTION_HANDLERS
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.settings import AuthSettings, get_settings
+from portcullis_shared.logs import logging_config
 
 logger = logging.getLogger("portcullis.auth")
 
@@ -84,11 +84,7 @@ def create_app(
         else [],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
-        logging_config=LoggingConfig(
-            root={"level": "INFO", "handlers": ["queue_listener"]},
-            log_exceptions="never",
-            disable_stack_trace={Exception},
-        ),
+        logging_config=logging_config(),
         openapi_config=OpenAPIConfig(title="Portcullis auth", version="0.1.0", path="/schema"),
         debug=False,
     )

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
 
 from portcullis_resource.http.controllers.health import HealthController
@@ -17,6 +16,7 @@ from portcullis_resource.http.controllers.proxy import LoginProxyController
 from portcullis_resource.http.errors import EXCEPTION_HANDLERS
 from portcullis_resource.runtime import ResourceRuntime
 from portcullis_resource.settings import ResourceSettings, get_settings
+from portcullis_shared.logs import logging_config
 from portcullis_shared.plugin import PortcullisGuard
 
 
@@ -46,11 +46,7 @@ def create_app(
         plugins=[guard or PortcullisGuard(resolved.guard)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=[lifespan],
-        logging_config=LoggingConfig(
-            root={"level": "INFO", "handlers": ["queue_listener"]},
-            log_exceptions="never",
-            disable_stack_trace={Exception},
-        ),
+        logging_config=logging_config(),
         openapi_config=OpenAPIConfig(title="Portcullis posts", version="0.1.0", path="/schema"),
         debug=False,
     )
