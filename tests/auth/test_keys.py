@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import base64
 import json
+import warnings
 from datetime import timedelta
 
+import pytest
+from joserfc import jwt
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import SigningKey, utcnow
-from portcullis_auth.keys.keyring import retired
+from portcullis_auth.keys.keyring import LoadedKey, retired
 from portcullis_auth.keys.sealing import KeySealer
-from portcullis_auth.keys.service import ROTATION_MARGIN, SigningKeyService
+from portcullis_auth.keys.service import (
+    ROTATION_MARGIN,
+    SigningKeyService,
+    generate_private_key,
+)
 from portcullis_auth.settings import AuthSettings
 from tests.auth.conftest import Seed, basic_auth
 
@@ -87,3 +94,46 @@ def test_key_retires_once_every_token_it_signed_has_expired() -> None:
     assert retired([old, recent], 0, now, max_token_ttl=60)
     assert not retired([old, recent], 1, now, max_token_ttl=60)
     assert ROTATION_MARGIN.total_seconds() == 60
+
+
+CLAIMS = {
+    "iss": "https://auth.example",
+    "sub": "client_0123",
+    "aud": "posts",
+    "exp": 2_000_000_000,
+    "iat": 1_999_999_100,
+    "jti": "6f0c2b1e-0d3c-4a43-9a55-0f2d1b7e9c11",
+    "client_id": "client_0123",
+    "scope": "read-posts write-posts",
+    "sid": "6f0c2b1e-0d3c-4a43-9a55-0f2d1b7e9c11",
+    "note": "ünïcode",
+}
+
+
+def _loaded(algorithm: str) -> LoadedKey:
+    private = generate_private_key(algorithm)
+    return LoadedKey(
+        kid="k1",
+        algorithm=algorithm,
+        activates_at=utcnow(),
+        public_jwk=private.as_dict(private=False),
+        private_key=private,
+    )
+
+
+def test_tokens_carry_the_claims_as_joserfc_would_serialise_them() -> None:
+    key = _loaded("RS256")
+    header = {"alg": "RS256", "kid": "k1", "typ": "at+jwt"}
+    expected = jwt.encode(header, CLAIMS, key.private_key, algorithms=["RS256"]).split(".")
+    ours = key.sign_access_token(CLAIMS).split(".")
+    assert ours[1] == expected[1]  # the same claims, serialised the same way
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
+def test_every_algorithm_signs_tokens_joserfc_verifies(algorithm: str) -> None:
+    key = _loaded(algorithm)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # joserfc warns of "EdDSA" as an algorithm name
+        decoded = jwt.decode(key.sign_access_token(CLAIMS), key.private_key, [algorithm])
+    assert decoded.header == {"alg": algorithm, "kid": "k1", "typ": "at+jwt"}
+    assert decoded.claims == CLAIMS

@@ -55,6 +55,20 @@ def test_close_writes_what_is_left() -> None:
     assert stream.getvalue() == "last words\n"
 
 
+def test_a_closed_handler_still_attached_keeps_writing() -> None:
+    """uvicorn's logging setup closes every handler after the app has set its own."""
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, interval=0.01)
+    handler.handle(_record("before"))
+    handler.close()
+    handler.handle(_record("after"))
+    try:
+        _wait_for(stream, "after\n")
+        assert stream.getvalue() == "before\nafter\n"
+    finally:
+        handler.close()
+
+
 def test_without_a_stream_it_writes_to_the_stderr_of_the_moment(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

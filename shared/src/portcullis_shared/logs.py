@@ -15,6 +15,7 @@ import atexit
 import logging
 import sys
 import threading
+import weakref
 from collections import deque
 from typing import TextIO
 
@@ -28,6 +29,10 @@ class BatchingHandler(logging.Handler):
 
     The stream is looked up when written (`sys.stderr` unless given), so a
     stderr replaced after start-up, as test capture does, is the one written to.
+    `close()` writes what is left and stops the thread; a record logged after
+    that starts it again. That matters: `logging.config.dictConfig`, which
+    uvicorn runs after the app is built, closes every handler it finds, while
+    the root logger keeps this one.
     """
 
     def __init__(self, stream: TextIO | None = None, interval: float = DEFAULT_INTERVAL) -> None:
@@ -35,13 +40,10 @@ class BatchingHandler(logging.Handler):
         self._stream = stream
         self._interval = interval
         self._pending: deque[logging.LogRecord] = deque()
-        self._closing = threading.Event()
         self._write_lock = threading.Lock()
-        self._writer = threading.Thread(
-            target=self._write_until_closed, name="portcullis-log-writer", daemon=True
-        )
-        self._writer.start()
-        atexit.register(self.close)
+        self._closing = threading.Event()
+        self._writer: threading.Thread | None = None
+        _LIVE.add(self)
 
     def emit(self, record: logging.LogRecord) -> None:
         # Rendered now, as QueueHandler does: the arguments may change before the write.
@@ -52,6 +54,8 @@ class BatchingHandler(logging.Handler):
             self.handleError(record)
             return
         self._pending.append(record)
+        if self._writer is None:
+            self._start_writer()
 
     def flush(self) -> None:
         """Write every record handed over so far."""
@@ -72,16 +76,36 @@ class BatchingHandler(logging.Handler):
                     pass  # stderr closed or gone: nothing better to do with a log line
 
     def close(self) -> None:
-        self._closing.set()
-        if self._writer.is_alive() and self._writer is not threading.current_thread():
-            self._writer.join(timeout=2)
+        with self.lock:  # type: ignore[union-attr]  # Handler.createLock always sets it
+            writer, self._writer = self._writer, None
+            if writer is not None:
+                self._closing.set()
+                if writer is not threading.current_thread():
+                    writer.join(timeout=2)
+                self._closing.clear()
         self.flush()
-        atexit.unregister(self.close)
         super().close()
+
+    def _start_writer(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_until_closed, name="portcullis-log-writer", daemon=True
+                )
+                self._writer.start()
 
     def _write_until_closed(self) -> None:
         while not self._closing.wait(self._interval):
             self.flush()
+
+
+_LIVE: weakref.WeakSet[BatchingHandler] = weakref.WeakSet()
+
+
+@atexit.register
+def _write_what_is_left() -> None:
+    for handler in list(_LIVE):
+        handler.flush()
 
 
 def logging_config() -> LoggingConfig:

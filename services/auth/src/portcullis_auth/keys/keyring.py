@@ -9,19 +9,22 @@ the JWKS once every token it can have signed has expired.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from joserfc.jwk import ECKey, OKPKey, RSAKey
+from joserfc.jws import JWSRegistry
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portcullis_auth.db.models import SigningKey, utcnow
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.repositories.keys import SigningKeyRepository
+from portcullis_shared.claims import ACCESS_TOKEN_TYPE
 from portcullis_shared.errors import InvalidTokenError
 
 PrivateKey = RSAKey | ECKey | OKPKey
@@ -31,6 +34,12 @@ PrivateKey = RSAKey | ECKey | OKPKey
 RELOAD_SECONDS = 30.0
 
 
+class JWSAlgorithm(Protocol):
+    """What we use of a joserfc JWS algorithm."""
+
+    def sign(self, msg: bytes, key: Any) -> bytes: ...
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedKey:
     kid: str
@@ -38,6 +47,35 @@ class LoadedKey:
     activates_at: datetime
     public_jwk: dict[str, Any]
     private_key: PrivateKey
+    header_segment: bytes = field(init=False, repr=False)
+    """The base64url JOSE header of every access token this key signs."""
+    jws_algorithm: JWSAlgorithm = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        header = {"alg": self.algorithm, "kid": self.kid, "typ": ACCESS_TOKEN_TYPE}
+        object.__setattr__(self, "header_segment", _b64url(_compact_json(header)))
+        object.__setattr__(
+            self, "jws_algorithm", JWSRegistry(algorithms=[self.algorithm]).get_alg(self.algorithm)
+        )
+
+    def sign_access_token(self, claims: dict[str, Any]) -> str:
+        """An RFC 9068 access token: a compact JWS, header `{alg, kid, typ: at+jwt}`.
+
+        What `joserfc.jwt.encode` makes, without building and checking the same header
+        again for every token (its header and claim checks cost a fifth as much as the
+        RSA signature). The signature is joserfc's.
+        """
+        signing_input = self.header_segment + b"." + _b64url(_compact_json(claims))
+        signature = _b64url(self.jws_algorithm.sign(signing_input, self.private_key))
+        return (signing_input + b"." + signature).decode("ascii")
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _compact_json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 class NoSigningKeyError(Exception):

@@ -6,7 +6,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from joserfc import jwt
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken, User, utcnow
@@ -15,7 +14,6 @@ from portcullis_auth.repositories.tokens import TokenRepository
 from portcullis_auth.security.secrets import generate_secret, hash_secret
 from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.settings import TokenSettings
-from portcullis_shared.claims import ACCESS_TOKEN_TYPE
 from portcullis_shared.scopes import format_scope
 
 
@@ -82,8 +80,7 @@ class TokenService:
             "scope": format_scope(scopes),
             "sid": str(sid),
         }
-        header = {"alg": key.algorithm, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}
-        token = jwt.encode(header, claims, key.private_key, algorithms=[key.algorithm])
+        token = key.sign_access_token(claims)
         await self._tokens.add_access_token(
             AccessToken(
                 jti=jti,
