@@ -131,9 +131,9 @@ def test_tokens_carry_the_claims_as_joserfc_would_serialise_them() -> None:
 
 @pytest.mark.parametrize("algorithm", ["RS256", "ES256", "EdDSA"])
 def test_every_algorithm_signs_tokens_joserfc_verifies(algorithm: str) -> None:
-    key = _loaded(algorithm)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # joserfc warns of "EdDSA" as an algorithm name
+        key = _loaded(algorithm)
         decoded = jwt.decode(key.sign_access_token(CLAIMS), key.private_key, [algorithm])
     assert decoded.header == {"alg": algorithm, "kid": "k1", "typ": "at+jwt"}
     assert decoded.claims == CLAIMS

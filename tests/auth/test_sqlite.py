@@ -1,7 +1,8 @@
-"""The embedded default's database: migrations and rotation on SQLite."""
+"""The embedded default's database: migrations, rotation and token records on SQLite."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from portcullis_auth.http.app import create_app
 from portcullis_auth.settings import AuthSettings
 from portcullis_resource.db.migrate import upgrade_async as upgrade_posts_async
 from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, basic_auth
+from tests.auth.helpers import query
 
 
 async def test_migrations_run_on_sqlite_and_refresh_rotates(tmp_path: Path) -> None:
@@ -65,3 +67,12 @@ async def test_migrations_run_on_sqlite_and_refresh_rotates(tmp_path: Path) -> N
                 headers=headers,
             )
         ).status_code == 200
+        # Client credentials: records written by the batching recorder, one by one here.
+        machine = [
+            http.post("/oauth/token", data={"grant_type": "client_credentials"}, headers=headers)
+            for _ in range(5)
+        ]
+        answers = await asyncio.gather(*machine)
+        assert [answer.status_code for answer in answers] == [200] * 5
+        recorded = await query(settings, "SELECT count(*) AS n FROM access_tokens")
+        assert recorded[0]["n"] == 5 + 3  # and the password grant's and two refreshes'

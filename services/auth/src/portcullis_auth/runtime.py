@@ -26,6 +26,8 @@ from portcullis_auth.security.login_throttle import (
     RedisLoginThrottle,
 )
 from portcullis_auth.security.passwords import PasswordHasher
+from portcullis_auth.services.clients import ClientCache
+from portcullis_auth.services.token_records import AccessTokenRecorder
 from portcullis_auth.settings import AuthSettings
 from portcullis_shared.revocation import MemoryRevocationList
 from portcullis_shared.sql import create_engine, create_sessionmaker
@@ -51,6 +53,10 @@ class AuthRuntime:
     """Checks tokens presented to the auth service itself, against its own keys."""
     follower: LocalRevocationFollower | None
     """Without Redis: keeps the in-process list level with the revocations table."""
+    clients: ClientCache
+    """Copies of client rows the token endpoint may authenticate against."""
+    recorder: AccessTokenRecorder
+    """Writes the records of client-credentials tokens in batches."""
 
     @classmethod
     def create(
@@ -98,6 +104,8 @@ class AuthRuntime:
                 keyring, issuer=tokens.issuer, audience=None, leeway=tokens.leeway
             ),
             follower=None if publisher else LocalRevocationFollower(sessionmaker, local_sink),
+            clients=ClientCache(),
+            recorder=AccessTokenRecorder(engine),
         )
 
     async def background_tasks(self) -> list[Coroutine[Any, Any, None]]:

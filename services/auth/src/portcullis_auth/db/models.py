@@ -58,6 +58,12 @@ class OAuthClient(Base):
     """May introspect (RFC 7662) tokens of other clients."""
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(default=1, server_default="1")
+    """Raised by every change. An access token is recorded only while the client's row
+    still has the version it was authenticated with, so a cached row can never issue a
+    token the current row would not."""
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads it here
 
     @property
     def is_public(self) -> bool:

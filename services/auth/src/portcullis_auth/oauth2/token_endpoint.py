@@ -6,7 +6,7 @@ from portcullis_auth.oauth2.client_auth import extract_client_credentials
 from portcullis_auth.oauth2.grants.base import GrantContext
 from portcullis_auth.oauth2.grants.registry import DEFAULT_GRANTS, GrantRegistry
 from portcullis_auth.oauth2.request import TokenRequest
-from portcullis_auth.services.clients import ClientService
+from portcullis_auth.services.clients import ClientCache, ClientService
 from portcullis_auth.services.tokens import TokenResponse
 
 
@@ -15,10 +15,13 @@ async def handle_token_request(
     clients: ClientService,
     context: GrantContext,
     registry: GrantRegistry = DEFAULT_GRANTS,
+    cache: ClientCache | None = None,
 ) -> TokenResponse:
+    """The token response, or an OAuth2Error; `ClientChangedError` when the client's
+    row changed under the request (nothing is recorded then: start over)."""
     credentials = extract_client_credentials(request)
     grant_type = request.require("grant_type")
-    client = await clients.authenticate(credentials)
+    client = await clients.authenticate(credentials, cache)
     grant = registry.create(grant_type, context)
     grant.check_client(client)
     return await grant.issue(request, client)

@@ -2,13 +2,87 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import func, insert, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Insert, func, insert, literal, select, text, update
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from portcullis_auth.db.models import AccessToken, Grant, RefreshToken
+from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken
+
+_RECORD_COLUMNS = (
+    "jti",
+    "sid",
+    "client_id",
+    "user_id",
+    "scopes",
+    "audience",
+    "kid",
+    "created_at",
+    "expires_at",
+)
+
+
+def record_if_client_unchanged(record: AccessToken, client_version: int) -> Insert:
+    """INSERT ... SELECT from the client's row: no row, no record."""
+    table = AccessToken.__table__
+    values = [literal(getattr(record, name), table.c[name].type) for name in _RECORD_COLUMNS]
+    return insert(AccessToken).from_select(
+        list(_RECORD_COLUMNS),
+        select(*values).where(
+            OAuthClient.id == record.client_id,
+            OAuthClient.version == client_version,
+            OAuthClient.revoked_at.is_(None),
+        ),
+    )
+
+
+# Postgres: a batch of records in one statement, each kept only while its client's
+# row is unrevoked and at the version it was authenticated with.
+_RECORD_BATCH = text(
+    """
+    INSERT INTO access_tokens (jti, sid, client_id, user_id, scopes, audience, kid,
+                               created_at, expires_at)
+    SELECT t.jti, t.sid, t.client_id, t.user_id, t.scopes::json, t.audience, t.kid,
+           t.created_at, t.expires_at
+    FROM unnest(CAST(:jti AS uuid[]), CAST(:sid AS uuid[]), CAST(:client_id AS varchar[]),
+                CAST(:user_id AS uuid[]), CAST(:scopes AS text[]), CAST(:audience AS varchar[]),
+                CAST(:kid AS varchar[]), CAST(:created_at AS timestamptz[]),
+                CAST(:expires_at AS timestamptz[]), CAST(:client_version AS integer[]))
+         AS t(jti, sid, client_id, user_id, scopes, audience, kid, created_at, expires_at,
+              client_version)
+    JOIN oauth_clients AS c
+      ON c.id = t.client_id AND c.version = t.client_version AND c.revoked_at IS NULL
+    RETURNING access_tokens.jti
+    """
+)
+
+
+async def record_batch(
+    connection: AsyncConnection, batch: Sequence[tuple[AccessToken, int]]
+) -> set[uuid.UUID]:
+    """Record many access tokens, each only while its client's row is unchanged (see
+    `record_if_client_unchanged`); the jtis recorded. Postgres: one statement;
+    elsewhere one per record."""
+    if connection.dialect.name != "postgresql":
+        written = set()
+        for record, version in batch:
+            written_one = await connection.execute(record_if_client_unchanged(record, version))
+            if written_one.rowcount == 1:
+                written.add(record.jti)
+        return written
+    columns: dict[str, list[Any]] = {name: [] for name in (*_RECORD_COLUMNS, "client_version")}
+    for record, version in batch:
+        for name in _RECORD_COLUMNS:
+            columns[name].append(getattr(record, name))
+        columns["client_version"].append(version)
+    columns["scopes"] = [json.dumps(scopes) for scopes in columns["scopes"]]
+    result = await connection.execute(_RECORD_BATCH, columns)
+    return set(result.scalars())
 
 
 class TokenRepository:
@@ -82,9 +156,12 @@ class TokenRepository:
         )
         return list(result.scalars())
 
-    async def add_access_token(self, record: AccessToken) -> None:
-        self._session.add(record)
-        await self._session.flush()
+    async def add_access_token(self, record: AccessToken, client_version: int) -> bool:
+        """Record an access token, but only while its client's row is unrevoked and still
+        at `client_version`; False when it is not (nothing written)."""
+        statement = record_if_client_unchanged(record, client_version)
+        written = cast("CursorResult[Any]", await self._session.execute(statement))
+        return written.rowcount == 1
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         self._session.add(token)

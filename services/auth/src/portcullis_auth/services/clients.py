@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,6 +19,9 @@ from portcullis_auth.security.secrets import (
     hash_secret,
     secret_matches,
 )
+
+CLIENT_CACHE_SECONDS = 5.0
+"""How long the token endpoint may answer from a copy of a client's row."""
 
 GRANT_TYPES = ("password", "client_credentials", "refresh_token")
 # Grants that need a client able to keep a secret.
@@ -132,18 +137,74 @@ class ClientService:
         client.revoked_at = client.revoked_at or utcnow()
         await self._clients.save(client)
 
-    async def authenticate(self, credentials: ClientCredentials) -> OAuthClient:
-        """The client these credentials prove, or `invalid_client` (RFC 6749 §5.2)."""
-        basic = credentials.used_basic
+    async def authenticate(
+        self, credentials: ClientCredentials, cache: ClientCache | None = None
+    ) -> OAuthClient:
+        """The client these credentials prove, or `invalid_client` (RFC 6749 §5.2).
+
+        With a `cache`, a recent copy of the client's row may prove them; when it
+        does not, the row is read again before the answer is no.
+        """
+        if cache is not None and (cached := cache.get(credentials.client_id)) is not None:
+            try:
+                _check_credentials(cached, credentials)
+            except InvalidClientError:
+                cache.forget(cached.id)
+            else:
+                return cached
         client = await self._clients.get(credentials.client_id)
-        if client is None or client.revoked_at is not None:
-            raise InvalidClientError("client authentication failed", used_basic=basic)
-        if client.secret_hash is None:
-            if credentials.client_secret:
-                raise InvalidClientError("a public client has no secret", used_basic=basic)
-            return client
-        if not credentials.client_secret or not secret_matches(
-            credentials.client_secret, client.secret_hash
-        ):
-            raise InvalidClientError("client authentication failed", used_basic=basic)
+        _check_credentials(client, credentials)
+        assert client is not None
+        if cache is not None:
+            cache.put(client)
         return client
+
+
+def _check_credentials(client: OAuthClient | None, credentials: ClientCredentials) -> None:
+    basic = credentials.used_basic
+    if client is None or client.revoked_at is not None:
+        raise InvalidClientError("client authentication failed", used_basic=basic)
+    if client.secret_hash is None:
+        if credentials.client_secret:
+            raise InvalidClientError("a public client has no secret", used_basic=basic)
+        return
+    if not credentials.client_secret or not secret_matches(
+        credentials.client_secret, client.secret_hash
+    ):
+        raise InvalidClientError("client authentication failed", used_basic=basic)
+
+
+class ClientCache:
+    """Client rows the token endpoint read lately, each kept at most `ttl` seconds.
+
+    Safe to answer from: no access token is recorded unless its client's row is
+    still at the version the copy was read at (`OAuthClient.version`), so a
+    revoked client, a new secret or a narrowed scope holds for the very next
+    token. What a copy can hold back, for at most `ttl`, is a change that allows
+    more: a grant type or a scope just added is refused until then. The copies
+    are detached rows, only ever read.
+    """
+
+    def __init__(self, ttl: float = CLIENT_CACHE_SECONDS, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, OAuthClient]] = OrderedDict()
+
+    def get(self, client_id: str) -> OAuthClient | None:
+        entry = self._entries.get(client_id)
+        if entry is None:
+            return None
+        read_at, client = entry
+        if time.monotonic() - read_at >= self._ttl:
+            del self._entries[client_id]
+            return None
+        return client
+
+    def put(self, client: OAuthClient) -> None:
+        self._entries.pop(client.id, None)
+        self._entries[client.id] = (time.monotonic(), client)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)  # the oldest read
+
+    def forget(self, client_id: str) -> None:
+        self._entries.pop(client_id, None)

@@ -13,6 +13,7 @@ from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.repositories.tokens import TokenRepository
 from portcullis_auth.security.secrets import generate_secret, hash_secret
 from portcullis_auth.services.revocations import RevocationService
+from portcullis_auth.services.token_records import AccessTokenRecorder
 from portcullis_auth.settings import TokenSettings
 from portcullis_shared.scopes import format_scope
 
@@ -44,11 +45,28 @@ class TokenResponse:
         return body
 
 
+class ClientChangedError(Exception):
+    """The client's row changed (or was revoked) after it was read: no token was
+    recorded. Read the client again and start over."""
+
+    def __init__(self, client_id: str) -> None:
+        super().__init__(client_id)
+        self.client_id = client_id
+
+
 class TokenService:
-    def __init__(self, session: AsyncSession, settings: TokenSettings, keyring: KeyRing) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: TokenSettings,
+        keyring: KeyRing,
+        recorder: AccessTokenRecorder | None = None,
+    ) -> None:
+        """`recorder`: where tokens issued `alone` are recorded (else in `session`)."""
         self._tokens = TokenRepository(session)
         self._settings = settings
         self._keyring = keyring
+        self._recorder = recorder
         self.revocations = RevocationService(session, settings)
         """Revocations this request made; they reach Redis once committed."""
 
@@ -61,8 +79,14 @@ class TokenService:
         audience: str,
         sid: uuid.UUID | None = None,
         ttl: int | None = None,
+        alone: bool = False,
     ) -> IssuedAccessToken:
-        """Sign an access token and record it. `user` None: it speaks for the client."""
+        """Sign an access token and record it. `user` None: it speaks for the client.
+
+        The record is written only while `client`'s row is unrevoked and at the version
+        read, else `ClientChangedError`. `alone`: the token is the request's only write,
+        so its record may go in a batch with other requests' (see `AccessTokenRecorder`).
+        """
         key = await self._keyring.signing_key()
         now = utcnow()
         lifetime = ttl or self._settings.access_token_ttl
@@ -81,20 +105,24 @@ class TokenService:
             "sid": str(sid),
         }
         token = key.sign_access_token(claims)
-        await self._tokens.add_access_token(
-            AccessToken(
-                jti=jti,
-                sid=sid,
-                client_id=client.id,
-                user_id=None if user is None else user.id,
-                scopes=sorted(scopes),
-                audience=audience,
-                kid=key.kid,
-                created_at=now,
-                expires_at=datetime.fromtimestamp(issued_at + lifetime, UTC),  # == exp
-                revoked_at=None,
-            )
+        record = AccessToken(
+            jti=jti,
+            sid=sid,
+            client_id=client.id,
+            user_id=None if user is None else user.id,
+            scopes=sorted(scopes),
+            audience=audience,
+            kid=key.kid,
+            created_at=now,
+            expires_at=datetime.fromtimestamp(issued_at + lifetime, UTC),  # == exp
+            revoked_at=None,
         )
+        if alone and self._recorder is not None:
+            recorded = await self._recorder.record(record, client.version)
+        else:
+            recorded = await self._tokens.add_access_token(record, client.version)
+        if not recorded:
+            raise ClientChangedError(client.id)
         return IssuedAccessToken(token=token, jti=jti, expires_in=lifetime, scopes=scopes)
 
     async def start_grant(

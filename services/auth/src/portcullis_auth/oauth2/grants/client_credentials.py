@@ -18,9 +18,10 @@ class ClientCredentialsGrant(Grant):
         requested = parse_requested_scope(request.get("scope"), self.context.scopes)
         scopes = resolve_scopes(requested, client, None, self.context.scopes)
         audience = resolve_audience(request.get("resource"), client)
-        # §4.4.3: no refresh token; `sub` is the client id, never a user.
+        # §4.4.3: no refresh token; `sub` is the client id, never a user. The token is
+        # all this request writes, so its record may share a statement with others'.
         access = await self.context.tokens.issue_access_token(
-            client=client, user=None, scopes=scopes, audience=audience
+            client=client, user=None, scopes=scopes, audience=audience, alone=True
         )
         events.emit(
             "token_issued",

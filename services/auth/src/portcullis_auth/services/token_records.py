@@ -1,0 +1,73 @@
+"""Access-token records of many requests written in one statement.
+
+A client-credentials token is its request's only write. Its record goes to
+one of a few writers; when all are busy it waits for the first to finish and
+goes in its next batch. Under load one INSERT carries the records of dozens of
+requests (and one commit's wait for the disk serves them all), and a request
+alone is written at once, never held back by a timer. Each record is still
+written before its token is handed out, and only while the client's row is
+unchanged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from portcullis_auth.db.models import AccessToken
+from portcullis_auth.repositories.tokens import record_batch
+
+MAX_BATCH = 500
+WRITERS = 4
+"""Batches in flight at once: each commit waits for the disk, so one writer alone
+would cap issuance at one batch per fsync."""
+
+_Pending = tuple[AccessToken, int, "asyncio.Future[bool]"]
+
+
+class AccessTokenRecorder:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._pending: list[_Pending] = []
+        self._writing = 0
+        self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak ones
+
+    async def record(self, record: AccessToken, client_version: int) -> bool:
+        """Write `record` with the next batch; False when the client's row has changed
+        since it was read at `client_version` (nothing written)."""
+        written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append((record, client_version, written))
+        if self._writing < WRITERS:
+            self._writing += 1
+            task = asyncio.create_task(self._write_pending())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await written
+
+    async def _write_pending(self) -> None:
+        try:
+            await self._write_batches()
+        finally:
+            # No await between the last look at `_pending` and this: a record added
+            # after it finds a free writer.
+            self._writing -= 1
+
+    async def _write_batches(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                async with self._engine.begin() as connection:
+                    jtis = await record_batch(connection, [(r, v) for r, v, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - each waiting request answers for it
+                for _, _, written in batch:
+                    if not written.done():  # a request that gave up no longer waits
+                        written.set_exception(exc)
+                continue
+            except BaseException:  # cancelled at shutdown: no request may wait forever
+                for _, _, written in batch:
+                    written.cancel()
+                raise
+            for record, _, written in batch:
+                if not written.done():
+                    written.set_result(record.jti in jtis)

@@ -1,0 +1,234 @@
+"""The token endpoint answers from copies of client rows, and records tokens in batches.
+
+A copy may only ever allow less than the row: every token is recorded only
+while its client's row is unrevoked and at the version the copy was read at.
+Each test first gets a token, so the client's row is cached, then changes the row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from portcullis_auth.db.models import AccessToken, OAuthClient, utcnow
+from portcullis_auth.security.secrets import hash_secret
+from portcullis_auth.services.clients import ClientCache, ClientService
+from portcullis_auth.services.revocations import RevocationService
+from portcullis_auth.services.token_records import AccessTokenRecorder
+from portcullis_auth.settings import AuthSettings
+from portcullis_shared.sql import create_engine
+from tests.auth.conftest import Seed
+from tests.auth.helpers import (
+    assert_oauth_error,
+    client_credentials_grant,
+    password_grant,
+    query,
+    refresh_grant,
+    unverified_claims,
+)
+
+
+async def _update_client(seed: Seed, client_id: str, **changes: object) -> None:
+    async def work(session: AsyncSession) -> None:
+        service = ClientService(session)
+        client = await service.get(client_id)
+        assert client is not None
+        await service.update(client, seed.settings.scopes.names, **changes)
+
+    await seed.run(work)
+
+
+async def _revoke_client(seed: Seed, client_id: str) -> None:
+    """As `portcullis client revoke` does it."""
+
+    async def work(session: AsyncSession) -> None:
+        service = ClientService(session)
+        client = await service.get(client_id)
+        assert client is not None
+        await service.revoke(client)
+        revocations = RevocationService(session, seed.settings.tokens)
+        await revocations.revoke_client(client_id, reason="client_revoked")
+
+    await seed.run(work)
+
+
+async def _recorded_tokens(settings: AuthSettings, client_id: str) -> set[str]:
+    rows = await query(
+        settings, "SELECT jti FROM access_tokens WHERE client_id = :client", client=client_id
+    )
+    return {str(row["jti"]) for row in rows}
+
+
+async def test_a_revoked_client_gets_no_token_though_its_row_was_cached(
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+) -> None:
+    client_id, secret = await seed.client()
+    assert secret is not None
+    assert (await client_credentials_grant(http, client_id, secret)).status_code == 200
+    await _revoke_client(seed, client_id)
+
+    refused = await client_credentials_grant(http, client_id, secret)
+
+    assert_oauth_error(refused, 401, "invalid_client")
+    assert len(await _recorded_tokens(settings, client_id)) == 1
+
+
+async def test_a_new_secret_works_at_once_and_the_old_one_stops(
+    http: AsyncTestClient[Litestar], seed: Seed
+) -> None:
+    client_id, old_secret = await seed.client()
+    assert old_secret is not None
+    assert (await client_credentials_grant(http, client_id, old_secret)).status_code == 200
+    new_secret = "n" * 43
+    await _update_client(seed, client_id, secret_hash=hash_secret(new_secret))
+
+    assert_oauth_error(
+        await client_credentials_grant(http, client_id, old_secret), 401, "invalid_client"
+    )
+    assert (await client_credentials_grant(http, client_id, new_secret)).status_code == 200
+
+
+async def test_a_narrowed_scope_applies_to_the_very_next_token(
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+) -> None:
+    client_id, secret = await seed.client()
+    assert secret is not None
+    first = await client_credentials_grant(http, client_id, secret, scope="write-posts")
+    assert first.status_code == 200
+    await _update_client(seed, client_id, scopes=["read-posts"], default_scopes=["read-posts"])
+
+    refused = await client_credentials_grant(http, client_id, secret, scope="write-posts")
+
+    assert_oauth_error(refused, 400, "invalid_scope")
+    assert await _recorded_tokens(settings, client_id) == {
+        unverified_claims(first.json()["access_token"])["jti"]
+    }
+
+
+async def test_a_refresh_started_on_a_stale_copy_rotates_exactly_once(
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+) -> None:
+    """The first attempt is rolled back when its record is refused; the retry, on the
+    row read afresh, rotates the token once and answers 200."""
+    await seed.user()
+    client_id, secret = await seed.client()
+    assert secret is not None
+    login = await password_grant(http, client_id, secret)
+    assert login.status_code == 200
+    sid = unverified_claims(login.json()["access_token"])["sid"]
+    await _update_client(seed, client_id, name="renamed")  # a new version, nothing taken away
+
+    rotated = await refresh_grant(http, client_id, secret, login.json()["refresh_token"])
+
+    assert rotated.status_code == 200, rotated.text
+    rows = await query(
+        settings,
+        "SELECT used_at FROM refresh_tokens WHERE grant_id = :sid ORDER BY created_at",
+        sid=uuid.UUID(sid),
+    )
+    assert [row["used_at"] is not None for row in rows] == [True, False]
+    again = await refresh_grant(http, client_id, secret, rotated.json()["refresh_token"])
+    assert again.status_code == 200, again.text
+
+
+async def test_a_password_login_on_a_stale_copy_still_succeeds(
+    http: AsyncTestClient[Litestar], seed: Seed
+) -> None:
+    await seed.user()
+    client_id, secret = await seed.client()
+    assert secret is not None
+    assert (await client_credentials_grant(http, client_id, secret)).status_code == 200
+    await _update_client(seed, client_id, name="renamed")
+
+    assert (await password_grant(http, client_id, secret)).status_code == 200
+
+
+async def test_concurrent_client_credentials_tokens_are_each_recorded(
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+) -> None:
+    client_id, secret = await seed.client()
+    assert secret is not None
+
+    answers = await asyncio.gather(
+        *(client_credentials_grant(http, client_id, secret) for _ in range(40))
+    )
+
+    assert [answer.status_code for answer in answers] == [200] * 40
+    issued = {unverified_claims(answer.json()["access_token"])["jti"] for answer in answers}
+    assert len(issued) == 40
+    assert await _recorded_tokens(settings, client_id) == issued
+
+
+def _record(client_id: str) -> AccessToken:
+    now = utcnow()
+    jti = uuid.uuid4()
+    return AccessToken(
+        jti=jti,
+        sid=jti,
+        client_id=client_id,
+        user_id=None,
+        scopes=["read-posts"],
+        audience="posts",
+        kid="k",
+        created_at=now,
+        expires_at=now + timedelta(minutes=15),
+        revoked_at=None,
+    )
+
+
+async def test_the_recorder_writes_only_records_whose_client_version_holds(
+    seed: Seed, settings: AuthSettings
+) -> None:
+    client_id, _ = await seed.client()
+    engine = create_engine(settings.database.url)
+    recorder = AccessTokenRecorder(engine)
+    try:
+        current, stale, unknown = _record(client_id), _record(client_id), _record("client_gone")
+        written = await asyncio.gather(
+            recorder.record(current, 1), recorder.record(stale, 0), recorder.record(unknown, 1)
+        )
+    finally:
+        await engine.dispose()
+
+    assert written == [True, False, False]
+    assert await _recorded_tokens(settings, client_id) == {str(current.jti)}
+
+
+async def test_the_recorder_fails_every_waiting_request_when_the_database_does() -> None:
+    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/unreachable")
+    recorder = AccessTokenRecorder(engine)
+    try:
+        results = await asyncio.gather(
+            *(recorder.record(_record("c"), 1) for _ in range(3)), return_exceptions=True
+        )
+    finally:
+        await engine.dispose()
+    assert all(isinstance(result, Exception) for result in results), results
+
+
+def test_cached_copies_expire_and_the_oldest_read_goes_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("portcullis_auth.services.clients.time.monotonic", lambda: clock[0])
+    cache = ClientCache(ttl=5, max_entries=2)
+    a, b, c = (_client(name) for name in "abc")
+    cache.put(a)
+    cache.put(b)
+    assert cache.get("a") is a
+    cache.put(c)  # over the limit: "a", read first, goes
+    assert cache.get("a") is None
+    assert cache.get("b") is b
+    clock[0] += 5
+    assert cache.get("b") is None
+    assert cache.get("c") is None
+
+
+def _client(client_id: str) -> OAuthClient:
+    return OAuthClient(id=client_id, name=client_id, version=1)
