@@ -16,14 +16,15 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portcullis_auth.db.models import AccessToken, OAuthClient, utcnow
+from portcullis_auth.db.models import AccessToken, utcnow
+from portcullis_auth.http.app import create_app
 from portcullis_auth.security.secrets import hash_secret
 from portcullis_auth.services.clients import ClientCache, ClientService
 from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.services.token_records import AccessTokenRecorder
 from portcullis_auth.settings import AuthSettings
-from portcullis_shared.sql import create_engine
-from tests.auth.conftest import Seed
+from portcullis_shared.sql import create_engine, create_sessionmaker
+from tests.auth.conftest import ISSUER, Seed, auth_environ
 from tests.auth.helpers import (
     assert_oauth_error,
     client_credentials_grant,
@@ -212,23 +213,47 @@ async def test_the_recorder_fails_every_waiting_request_when_the_database_does()
     assert all(isinstance(result, Exception) for result in results), results
 
 
-def test_cached_copies_expire_and_the_oldest_read_goes_first(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_copies_expire_and_the_oldest_read_goes_first(
+    seed: Seed, settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [100.0]
     monkeypatch.setattr("portcullis_auth.services.clients.time.monotonic", lambda: clock[0])
-    cache = ClientCache(ttl=5, max_entries=2)
-    a, b, c = (_client(name) for name in "abc")
-    cache.put(a)
-    cache.put(b)
-    assert cache.get("a") is a
-    cache.put(c)  # over the limit: "a", read first, goes
-    assert cache.get("a") is None
-    assert cache.get("b") is b
+    a, b, c = [(await seed.client())[0] for _ in range(3)]
+    engine = create_engine(settings.database.url)
+    cache = ClientCache(create_sessionmaker(engine), ttl=5, max_entries=2)
+    try:
+        assert cache.cached(a) is None
+        for client_id in (a, b, c):  # over the limit: a, read first, goes
+            read = await cache.read(client_id)
+            assert read is not None
+            assert read.id == client_id
+        assert await cache.read("client_unknown") is None
+    finally:
+        await engine.dispose()
+    assert cache.cached(a) is None
+    assert cache.cached(b) is not None
+    assert cache.cached(c) is not None
     clock[0] += 5
-    assert cache.get("b") is None
-    assert cache.get("c") is None
+    assert cache.cached(b) is None
+    assert cache.cached(c) is None
 
 
-def _client(client_id: str) -> OAuthClient:
-    return OAuthClient(id=client_id, name=client_id, version=1)
+async def test_a_cold_cache_under_load_does_not_starve_the_record_writers(
+    database_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    """One pooled connection, twenty requests for a client not yet cached: were a
+    request to hold a connection while its record waits for a writer, the writer would
+    wait for the pool and every request would end in 503 after the pool's timeout."""
+    settings = AuthSettings.from_env(
+        auth_environ(database_url, redis_url, redis_prefix, database_pool_size="1")
+    )
+    seed = Seed(settings)
+    await seed.signing_key()
+    client_id, secret = await seed.client()
+    assert secret is not None
+    async with AsyncTestClient(app=create_app(settings), base_url=ISSUER) as http:
+        answers = await asyncio.wait_for(
+            asyncio.gather(*(client_credentials_grant(http, client_id, secret) for _ in range(20))),
+            timeout=4,  # under the pool's 5 s timeout
+        )
+    assert [answer.status_code for answer in answers] == [200] * 20

@@ -104,7 +104,7 @@ class AuthRuntime:
                 keyring, issuer=tokens.issuer, audience=None, leeway=tokens.leeway
             ),
             follower=None if publisher else LocalRevocationFollower(sessionmaker, local_sink),
-            clients=ClientCache(),
+            clients=ClientCache(sessionmaker),
             recorder=AccessTokenRecorder(engine),
         )
 

@@ -7,7 +7,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portcullis_auth.db.models import OAuthClient, utcnow
 from portcullis_auth.oauth2.client_auth import ClientCredentials
@@ -142,21 +142,26 @@ class ClientService:
     ) -> OAuthClient:
         """The client these credentials prove, or `invalid_client` (RFC 6749 §5.2).
 
-        With a `cache`, a recent copy of the client's row may prove them; when it
-        does not, the row is read again before the answer is no.
+        With a `cache`, a recent copy of the client's row may prove them; when there is
+        none, or it does not, the row is read again (by the cache, outside this
+        session) before the answer is no.
         """
-        if cache is not None and (cached := cache.get(credentials.client_id)) is not None:
+        if cache is None:
+            client = await self._clients.get(credentials.client_id)
+            _check_credentials(client, credentials)
+            assert client is not None
+            return client
+        client = cache.cached(credentials.client_id)
+        if client is not None:
             try:
-                _check_credentials(cached, credentials)
+                _check_credentials(client, credentials)
             except InvalidClientError:
-                cache.forget(cached.id)
+                pass  # perhaps a new secret: read the row again
             else:
-                return cached
-        client = await self._clients.get(credentials.client_id)
+                return client
+        client = await cache.read(credentials.client_id)
         _check_credentials(client, credentials)
         assert client is not None
-        if cache is not None:
-            cache.put(client)
         return client
 
 
@@ -175,22 +180,31 @@ def _check_credentials(client: OAuthClient | None, credentials: ClientCredential
 
 
 class ClientCache:
-    """Client rows the token endpoint read lately, each kept at most `ttl` seconds.
+    """Client rows the token endpoint read lately, each copy kept at most `ttl` seconds.
 
     Safe to answer from: no access token is recorded unless its client's row is
     still at the version the copy was read at (`OAuthClient.version`), so a
     revoked client, a new secret or a narrowed scope holds for the very next
     token. What a copy can hold back, for at most `ttl`, is a change that allows
     more: a grant type or a scope just added is refused until then. The copies
-    are detached rows, only ever read.
+    are detached rows, only ever read. Rows are read in a session of the cache's
+    own, closed at once: a request waiting for its token's record to be written
+    holds no database connection the writer might need.
     """
 
-    def __init__(self, ttl: float = CLIENT_CACHE_SECONDS, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        ttl: float = CLIENT_CACHE_SECONDS,
+        max_entries: int = 10_000,
+    ) -> None:
+        self._sessionmaker = sessionmaker
         self._ttl = ttl
         self._max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, OAuthClient]] = OrderedDict()
 
-    def get(self, client_id: str) -> OAuthClient | None:
+    def cached(self, client_id: str) -> OAuthClient | None:
+        """The copy read less than `ttl` ago, if any."""
         entry = self._entries.get(client_id)
         if entry is None:
             return None
@@ -200,11 +214,16 @@ class ClientCache:
             return None
         return client
 
-    def put(self, client: OAuthClient) -> None:
-        self._entries.pop(client.id, None)
-        self._entries[client.id] = (time.monotonic(), client)
-        while len(self._entries) > self._max_entries:
-            self._entries.popitem(last=False)  # the oldest read
+    async def read(self, client_id: str) -> OAuthClient | None:
+        """The row as it is now (None if there is none), kept as the new copy."""
+        async with self._sessionmaker() as session:
+            client = await ClientRepository(session).get(client_id)
+        self._entries.pop(client_id, None)
+        if client is not None:
+            self._entries[client_id] = (time.monotonic(), client)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)  # the oldest read
+        return client
 
     def forget(self, client_id: str) -> None:
         self._entries.pop(client_id, None)
