@@ -48,26 +48,38 @@ class AccessTokenRecorder:
     async def _write_pending(self) -> None:
         try:
             await self._write_batches()
+        except Exception as exc:  # noqa: BLE001 - no connection, or a batch failed
+            # The database is unreachable or the connection broke: what waits fails
+            # now (503) rather than after every writer's timeout.
+            self._fail(self._pending, exc)
+            self._pending = []
         finally:
             # No await between the last look at `_pending` and this: a record added
             # after it finds a free writer.
             self._writing -= 1
 
     async def _write_batches(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-            try:
-                async with self._engine.begin() as connection:
-                    jtis = await record_batch(connection, [(r, v) for r, v, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - each waiting request answers for it
-                for _, _, written in batch:
+        # One connection for as long as there is work; each batch is one statement, so
+        # it commits on its own (no BEGIN and COMMIT round trips).
+        async with self._engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                try:
+                    jtis = await record_batch(autocommit, [(r, v) for r, v, _ in batch])
+                except BaseException as exc:  # a failure, or cancelled at shutdown
+                    self._fail(batch, exc)
+                    raise
+                for record, _, written in batch:
                     if not written.done():  # a request that gave up no longer waits
-                        written.set_exception(exc)
+                        written.set_result(record.jti in jtis)
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: BaseException) -> None:
+        for _, _, written in batch:
+            if written.done():
                 continue
-            except BaseException:  # cancelled at shutdown: no request may wait forever
-                for _, _, written in batch:
-                    written.cancel()
-                raise
-            for record, _, written in batch:
-                if not written.done():
-                    written.set_result(record.jti in jtis)
+            if isinstance(exc, Exception):
+                written.set_exception(exc)
+            else:
+                written.cancel()

@@ -19,6 +19,7 @@ from portcullis_auth.runtime import runtime_of
 from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.tokens import ClientChangedError, TokenService
 from portcullis_auth.services.users import UserService
+from portcullis_shared.sql import session_if_used
 
 logger = logging.getLogger("portcullis.auth")
 
@@ -54,7 +55,7 @@ class TokenController(Controller):
             client_ip=request_client_ip(request, runtime),
         )
         for _ in range(CLIENT_READS):
-            async with runtime.sessionmaker() as session:
+            async with session_if_used(runtime.sessionmaker) as session:
                 context = GrantContext(
                     tokens=TokenService(
                         session, runtime.settings.tokens, runtime.keyring, runtime.recorder
@@ -78,7 +79,8 @@ class TokenController(Controller):
                         await publish_quietly(runtime, context.tokens.revocations.recorded)
                     raise
                 # Committed before answering: a token is only handed out once it is recorded.
-                await session.commit()
+                if session.in_transaction():
+                    await session.commit()
             break
         else:
             raise TemporarilyUnavailableError()  # the client keeps changing under us
