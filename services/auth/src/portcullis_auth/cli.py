@@ -683,10 +683,13 @@ def serve_auth(host: str | None, port: int | None) -> None:
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
     from portcullis_auth.http.app import create_app  # noqa: PLC0415
+    from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
 
     settings = load_settings()
+    app = create_app(settings)
+    tune_garbage_collector()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host or settings.server.host,
         port=port or settings.server.port,
         access_log=False,  # request lines can carry credentials in query strings

@@ -143,6 +143,7 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
     from portcullis_resource.http.app import create_app as create_posts_app  # noqa: PLC0415
     from portcullis_resource.settings import ResourceSettings  # noqa: PLC0415
     from portcullis_shared.plugin import PortcullisGuard  # noqa: PLC0415
+    from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
 
     revocations = MemoryRevocationList()
     runtime = AuthRuntime.create(settings, local_revocations=revocations)
@@ -167,4 +168,5 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
             uvicorn.Config(create_posts_app(posts_settings, guard=guard), port=posts_port, **common)
         ),
     ]
+    tune_garbage_collector()
     await asyncio.gather(*(server.serve() for server in servers))

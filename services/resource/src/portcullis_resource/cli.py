@@ -37,12 +37,15 @@ def serve(host: str | None, port: int | None, run_migrations: bool) -> None:
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
     from portcullis_resource.http.app import create_app  # noqa: PLC0415
+    from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
 
     settings = load_settings()
     if run_migrations:
         upgrade(settings.database_url)
+    app = create_app(settings)
+    tune_garbage_collector()
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host or settings.host,
         port=port or settings.port,
         access_log=False,  # request lines can carry credentials in query strings

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Insert, func, insert, literal, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, text, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken
+from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken, User
 
 _RECORD_COLUMNS = (
     "jti",
@@ -27,18 +27,25 @@ _RECORD_COLUMNS = (
 )
 
 
-def record_if_client_unchanged(record: AccessToken, client_version: int) -> Insert:
-    """INSERT ... SELECT from the client's row: no row, no record."""
-    table = AccessToken.__table__
-    values = [literal(getattr(record, name), table.c[name].type) for name in _RECORD_COLUMNS]
-    return insert(AccessToken).from_select(
-        list(_RECORD_COLUMNS),
-        select(*values).where(
-            OAuthClient.id == record.client_id,
-            OAuthClient.version == client_version,
-            OAuthClient.revoked_at.is_(None),
-        ),
-    )
+_access_tokens = cast("Table", AccessToken.__table__)
+_clients = cast("Table", OAuthClient.__table__)
+
+# INSERT ... SELECT from the client's row: no row, no record. Built once: building
+# and keying a statement like this costs more than running it.
+_RECORD_IF_CLIENT_UNCHANGED = insert(_access_tokens).from_select(
+    list(_RECORD_COLUMNS),
+    select(*(bindparam(name, type_=_access_tokens.c[name].type) for name in _RECORD_COLUMNS)).where(
+        _clients.c.id == bindparam("client_id"),
+        _clients.c.version == bindparam("client_version"),
+        _clients.c.revoked_at.is_(None),
+    ),
+)
+
+
+def record_params(record: AccessToken, client_version: int) -> dict[str, Any]:
+    params = {name: getattr(record, name) for name in _RECORD_COLUMNS}
+    params["client_version"] = client_version
+    return params
 
 
 # Postgres: a batch of records in one statement, each kept only while its client's
@@ -65,13 +72,15 @@ _RECORD_BATCH = text(
 async def record_batch(
     connection: AsyncConnection, batch: Sequence[tuple[AccessToken, int]]
 ) -> set[uuid.UUID]:
-    """Record many access tokens, each only while its client's row is unchanged (see
-    `record_if_client_unchanged`); the jtis recorded. Postgres: one statement;
+    """Record many access tokens, each only while its client's row is unrevoked and at
+    the version it was read at; the jtis recorded. Postgres: one statement;
     elsewhere one per record."""
     if connection.dialect.name != "postgresql":
         written = set()
         for record, version in batch:
-            written_one = await connection.execute(record_if_client_unchanged(record, version))
+            written_one = await connection.execute(
+                _RECORD_IF_CLIENT_UNCHANGED, record_params(record, version)
+            )
             if written_one.rowcount == 1:
                 written.add(record.jti)
         return written
@@ -83,6 +92,46 @@ async def record_batch(
     columns["scopes"] = [json.dumps(scopes) for scopes in columns["scopes"]]
     result = await connection.execute(_RECORD_BATCH, columns)
     return set(result.scalars())
+
+
+_FIND_REFRESH_TOKEN = (
+    select(RefreshToken, Grant, User)
+    .join(Grant, Grant.id == RefreshToken.grant_id)
+    .outerjoin(User, User.id == Grant.user_id)
+    .where(RefreshToken.token_hash == bindparam("token_hash"))
+)
+
+# Postgres: use a refresh token up, insert its successor and record the access token
+# issued with it, in one statement. `used` matches only an unused, unrevoked token;
+# `successor` only follows a `used` row; `record` only a successor, and only while
+# the client's row is unrevoked and at the version it was read at.
+_ROTATE_AND_RECORD = text(
+    """
+    WITH used AS (
+        UPDATE refresh_tokens SET used_at = CAST(:now AS timestamptz)
+        WHERE id = CAST(:old_id AS uuid) AND used_at IS NULL AND revoked_at IS NULL
+        RETURNING id, grant_id
+    ), successor AS (
+        INSERT INTO refresh_tokens (id, token_hash, grant_id, parent_id, created_at, expires_at)
+        SELECT CAST(:new_id AS uuid), CAST(:new_hash AS varchar), used.grant_id, used.id,
+               CAST(:now AS timestamptz), CAST(:new_expires_at AS timestamptz)
+        FROM used
+        RETURNING id
+    ), record AS (
+        INSERT INTO access_tokens (jti, sid, client_id, user_id, scopes, audience, kid,
+                                   created_at, expires_at)
+        SELECT CAST(:jti AS uuid), CAST(:sid AS uuid), c.id, CAST(:user_id AS uuid),
+               CAST(:scopes AS json), CAST(:audience AS varchar), CAST(:kid AS varchar),
+               CAST(:created_at AS timestamptz), CAST(:expires_at AS timestamptz)
+        FROM successor
+        JOIN oauth_clients AS c
+          ON c.id = CAST(:client_id AS varchar) AND c.version = CAST(:client_version AS integer)
+         AND c.revoked_at IS NULL
+        RETURNING jti
+    )
+    SELECT (SELECT count(*) FROM successor) AS rotated, (SELECT count(*) FROM record) AS recorded
+    """
+)
 
 
 class TokenRepository:
@@ -159,22 +208,26 @@ class TokenRepository:
     async def add_access_token(self, record: AccessToken, client_version: int) -> bool:
         """Record an access token, but only while its client's row is unrevoked and still
         at `client_version`; False when it is not (nothing written)."""
-        statement = record_if_client_unchanged(record, client_version)
-        written = cast("CursorResult[Any]", await self._session.execute(statement))
+        written = cast(
+            "CursorResult[Any]",
+            await self._session.execute(
+                _RECORD_IF_CLIENT_UNCHANGED, record_params(record, client_version)
+            ),
+        )
         return written.rowcount == 1
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         self._session.add(token)
         await self._session.flush()
 
-    async def find_refresh_token(self, token_hash: str) -> tuple[RefreshToken, Grant] | None:
-        result = await self._session.execute(
-            select(RefreshToken, Grant)
-            .join(Grant, Grant.id == RefreshToken.grant_id)
-            .where(RefreshToken.token_hash == token_hash)
-        )
-        row = result.one_or_none()
-        return None if row is None else (row[0], row[1])
+    async def find_refresh_token(
+        self, token_hash: str
+    ) -> tuple[RefreshToken, Grant, User | None] | None:
+        """The token with this hash, its grant, and the grant's user (None: a client's)."""
+        row = (
+            await self._session.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash})
+        ).one_or_none()
+        return None if row is None else (row[0], row[1], row[2])
 
     async def find_child(self, parent_id: uuid.UUID) -> RefreshToken | None:
         result = await self._session.execute(
@@ -182,17 +235,37 @@ class TokenRepository:
         )
         return result.scalars().first()
 
-    async def rotate_refresh_token(
-        self, old_id: uuid.UUID, successor: RefreshToken, now: datetime
-    ) -> bool:
-        """Mark `old_id` used and insert its successor, in one statement.
+    async def rotate_and_record(
+        self, old_id: uuid.UUID, successor: RefreshToken, record: AccessToken, client_version: int
+    ) -> tuple[bool, bool]:
+        """Mark `old_id` used, insert its successor and record the family's new access
+        token: (rotated, recorded).
 
         The UPDATE matches only an unused, unrevoked token, so of N concurrent
-        rotations exactly one wins; the others match nothing and insert
-        nothing. On Postgres both happen in one statement (a data-modifying
-        CTE); SQLite has no such CTE but serialises writers, so there the
-        same two steps run back to back in the transaction.
+        rotations exactly one wins; the others match nothing and write nothing
+        (False, False). The record is written only while the client's row is
+        unrevoked and at `client_version`: (True, False) means the client changed,
+        and the caller must roll back. On Postgres it is all one statement (data-
+        modifying CTEs); SQLite has no such CTE but serialises writers, so there
+        the same steps run back to back in the transaction.
         """
+        if self._session.get_bind().dialect.name == "postgresql":
+            params = record_params(record, client_version)
+            params["scopes"] = json.dumps(params["scopes"])
+            row = (
+                await self._session.execute(
+                    _ROTATE_AND_RECORD,
+                    {
+                        **params,
+                        "old_id": old_id,
+                        "now": successor.created_at,
+                        "new_id": successor.id,
+                        "new_hash": successor.token_hash,
+                        "new_expires_at": successor.expires_at,
+                    },
+                )
+            ).one()
+            return bool(row.rotated), bool(row.recorded)
         mark_used = (
             update(RefreshToken)
             .where(
@@ -200,42 +273,23 @@ class TokenRepository:
                 RefreshToken.used_at.is_(None),
                 RefreshToken.revoked_at.is_(None),
             )
-            .values(used_at=now)
+            .values(used_at=successor.created_at)
             .returning(RefreshToken.id, RefreshToken.grant_id)
         )
-        if self._session.get_bind().dialect.name == "postgresql":
-            used = mark_used.cte("used")
-            statement = (
-                insert(RefreshToken)
-                .from_select(
-                    ["id", "token_hash", "created_at", "expires_at", "grant_id", "parent_id"],
-                    select(
-                        literal(successor.id, RefreshToken.id.type),
-                        literal(successor.token_hash, RefreshToken.token_hash.type),
-                        literal(successor.created_at, RefreshToken.created_at.type),
-                        literal(successor.expires_at, RefreshToken.expires_at.type),
-                        used.c.grant_id,
-                        used.c.id,
-                    ),
-                )
-                .returning(RefreshToken.id)
-            )
-            inserted = (await self._session.execute(statement)).scalar_one_or_none()
-            return inserted is not None
-        row = (await self._session.execute(mark_used)).one_or_none()
-        if row is None:
-            return False
+        used = (await self._session.execute(mark_used)).one_or_none()
+        if used is None:
+            return False, False
         await self._session.execute(
             insert(RefreshToken).values(
                 id=successor.id,
                 token_hash=successor.token_hash,
                 created_at=successor.created_at,
                 expires_at=successor.expires_at,
-                grant_id=row.grant_id,
-                parent_id=row.id,
+                grant_id=used.grant_id,
+                parent_id=used.id,
             )
         )
-        return True
+        return True, await self.add_access_token(record, client_version)
 
     async def revoke_grant(self, grant_id: uuid.UUID, now: datetime) -> None:
         """Revoke a family: the grant, its refresh tokens and its access tokens."""

@@ -87,6 +87,25 @@ class TokenService:
         read, else `ClientChangedError`. `alone`: the token is the request's only write,
         so its record may go in a batch with other requests' (see `AccessTokenRecorder`).
         """
+        token, record = await self._sign(client, user, scopes, audience, sid, ttl)
+        if alone and self._recorder is not None:
+            recorded = await self._recorder.record(record, client.version)
+        else:
+            recorded = await self._tokens.add_access_token(record, client.version)
+        if not recorded:
+            raise ClientChangedError(client.id)
+        return token
+
+    async def _sign(
+        self,
+        client: OAuthClient,
+        user: User | None,
+        scopes: frozenset[str],
+        audience: str,
+        sid: uuid.UUID | None,
+        ttl: int | None,
+    ) -> tuple[IssuedAccessToken, AccessToken]:
+        """A signed access token and the record of it, not yet written."""
         key = await self._keyring.signing_key()
         now = utcnow()
         lifetime = ttl or self._settings.access_token_ttl
@@ -104,7 +123,9 @@ class TokenService:
             "scope": format_scope(scopes),
             "sid": str(sid),
         }
-        token = key.sign_access_token(claims)
+        token = IssuedAccessToken(
+            token=key.sign_access_token(claims), jti=jti, expires_in=lifetime, scopes=scopes
+        )
         record = AccessToken(
             jti=jti,
             sid=sid,
@@ -117,13 +138,7 @@ class TokenService:
             expires_at=datetime.fromtimestamp(issued_at + lifetime, UTC),  # == exp
             revoked_at=None,
         )
-        if alone and self._recorder is not None:
-            recorded = await self._recorder.record(record, client.version)
-        else:
-            recorded = await self._tokens.add_access_token(record, client.version)
-        if not recorded:
-            raise ClientChangedError(client.id)
-        return IssuedAccessToken(token=token, jti=jti, expires_in=lifetime, scopes=scopes)
+        return token, record
 
     async def start_grant(
         self,
@@ -153,15 +168,35 @@ class TokenService:
         await self._tokens.add_refresh_token(row)
         return grant, refresh_token
 
-    async def find_refresh_token(self, refresh_token: str) -> tuple[RefreshToken, Grant] | None:
+    async def find_refresh_token(
+        self, refresh_token: str
+    ) -> tuple[RefreshToken, Grant, User | None] | None:
+        """The token, its grant (family) and the grant's user, if it has one."""
         return await self._tokens.find_refresh_token(hash_secret(refresh_token))
 
-    async def rotate(self, token: RefreshToken, grant: Grant) -> str | None:
-        """Use `token` up and return its successor; None when another request won."""
-        now = utcnow()
-        refresh_token, successor = self._new_refresh_token(grant, now)
-        won = await self._tokens.rotate_refresh_token(token.id, successor, now)
-        return refresh_token if won else None
+    async def rotate(
+        self,
+        token: RefreshToken,
+        grant: Grant,
+        *,
+        client: OAuthClient,
+        user: User | None,
+        scopes: frozenset[str],
+        audience: str,
+    ) -> tuple[IssuedAccessToken, str] | None:
+        """Use `token` up: a new access token of its family and the successor refresh
+        token, written together. None when another request rotated it first;
+        `ClientChangedError` when the client's row changed since it was read."""
+        access, record = await self._sign(client, user, scopes, audience, grant.id, None)
+        refresh_token, successor = self._new_refresh_token(grant, record.created_at)
+        rotated, recorded = await self._tokens.rotate_and_record(
+            token.id, successor, record, client.version
+        )
+        if not rotated:
+            return None
+        if not recorded:
+            raise ClientChangedError(client.id)
+        return access, refresh_token
 
     async def successor_is_unused(self, token: RefreshToken) -> bool:
         child = await self._tokens.find_child(token.id)

@@ -32,7 +32,7 @@ class RefreshTokenGrant(Grant):
         found = await self.context.tokens.find_refresh_token(presented)
         if found is None:
             raise InvalidGrantError(_INVALID)
-        token, grant = found
+        token, grant, user = found
         if grant.client_id != client.id:
             # §6: bound to its client. Not used up, and no family revoked:
             # another client could otherwise end a grant it does not own.
@@ -45,7 +45,7 @@ class RefreshTokenGrant(Grant):
         if token.expires_at <= now or grant.expires_at <= now:
             raise InvalidGrantError(_INVALID)
 
-        user = await self._still_allowed(client, grant)
+        self._still_allowed(client, grant, user)
         granted = frozenset(grant.scopes)
         scopes = granted if requested is None else requested
         if not scopes <= granted:
@@ -54,13 +54,13 @@ class RefreshTokenGrant(Grant):
             )
         audience = resolve_audience(request.get("resource") or grant.audience, client)
 
-        successor = await self.context.tokens.rotate(token, grant)
-        if successor is None:
+        rotated = await self.context.tokens.rotate(
+            token, grant, client=client, user=user, scopes=scopes, audience=audience
+        )
+        if rotated is None:
             # A concurrent request rotated it first: a repeat inside the window.
             raise InvalidGrantError("the refresh token was already used")
-        access = await self.context.tokens.issue_access_token(
-            client=client, user=user, scopes=scopes, audience=audience, sid=grant.id
-        )
+        access, successor = rotated
         events.emit(
             "token_refreshed",
             jti=access.jti,
@@ -81,7 +81,7 @@ class RefreshTokenGrant(Grant):
         await self.context.tokens.revocations.revoke_grant(grant, reason="refresh_token_reuse")
         raise InvalidGrantError(_INVALID, keep_changes=True)
 
-    async def _still_allowed(self, client: OAuthClient, grant: GrantRow) -> User | None:
+    def _still_allowed(self, client: OAuthClient, grant: GrantRow, user: User | None) -> None:
         """Every refresh checks again that user and client may still hold this grant."""
         registry = self.context.scopes
         if grant.grant_type not in client.grant_types:
@@ -89,10 +89,8 @@ class RefreshTokenGrant(Grant):
         if not set(grant.scopes) <= set(client.scopes) & registry.names:
             raise InvalidGrantError("the client is no longer allowed this grant's scopes")
         if grant.user_id is None:
-            return None
-        user = await self.context.users.get(grant.user_id)
+            return
         if user is None or user.disabled_at is not None:
             raise InvalidGrantError(_INVALID)
         if not user.is_admin and any(registry.is_privileged(s) for s in grant.scopes):
             raise InvalidGrantError("the user no longer holds this grant's scopes")
-        return user
