@@ -257,3 +257,29 @@ async def test_a_cold_cache_under_load_does_not_starve_the_record_writers(
             timeout=4,  # under the pool's 5 s timeout
         )
     assert [answer.status_code for answer in answers] == [200] * 20
+
+
+async def test_a_client_changing_under_every_attempt_gets_503_and_no_token(
+    http: AsyncTestClient[Litestar],
+    seed: Seed,
+    settings: AuthSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stands in for a client edited between each read and its record: the endpoint
+    tries again once on the row read afresh, then gives up with 503, never a 500."""
+    client_id, secret = await seed.client()
+    assert secret is not None
+    attempts: list[int] = []
+
+    async def always_changed(_: AccessTokenRecorder, record: AccessToken, version: int) -> bool:
+        attempts.append(version)
+        return False
+
+    monkeypatch.setattr(AccessTokenRecorder, "record", always_changed)
+
+    answer = await client_credentials_grant(http, client_id, secret)
+
+    assert_oauth_error(answer, 503, "temporarily_unavailable")
+    assert answer.headers["retry-after"] == "1"
+    assert len(attempts) == 2
+    assert await _recorded_tokens(settings, client_id) == set()

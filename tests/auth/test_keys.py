@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import time
 import warnings
 from datetime import timedelta
 
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import SigningKey, utcnow
-from portcullis_auth.keys.keyring import LoadedKey, retired
+from portcullis_auth.keys.keyring import RELOAD_SECONDS, KeyRing, LoadedKey, retired
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.keys.service import (
     ROTATION_MARGIN,
@@ -23,7 +25,20 @@ from portcullis_auth.keys.service import (
     generate_private_key,
 )
 from portcullis_auth.settings import AuthSettings
+from portcullis_shared.sql import create_engine, create_sessionmaker
 from tests.auth.conftest import Seed, basic_auth
+
+
+async def _reread_keys(http: AsyncTestClient[Litestar]) -> None:
+    """As every RELOAD_SECONDS: the next request has the keys read again, in the
+    background; wait for that read."""
+    keyring = http.app.state.runtime.keyring
+    keyring._loaded_at = float("-inf")
+    await http.get("/.well-known/jwks.json")
+    deadline = time.monotonic() + 5
+    while keyring._loaded_at == float("-inf"):
+        assert time.monotonic() < deadline, "the keys were not read again"
+        await asyncio.sleep(0.02)
 
 
 def header_kid(token: str) -> str:
@@ -47,7 +62,7 @@ async def test_rotated_key_is_published_before_it_signs(
     assert isinstance(new_key, SigningKey)
     assert new_key.activates_at >= utcnow() + timedelta(seconds=settings.tokens.jwks_max_age)
 
-    http.app.state.runtime.keyring._loaded_at = float("-inf")  # as after RELOAD_SECONDS
+    await _reread_keys(http)
     published = {key["kid"] for key in (await http.get("/.well-known/jwks.json")).json()["keys"]}
     assert published == {old[0]["kid"], new_key.kid}
     token = (
@@ -64,7 +79,7 @@ async def test_jwks_kids_are_unique_and_public_only(
     http: AsyncTestClient[Litestar], seed: Seed
 ) -> None:
     await seed.signing_key()
-    http.app.state.runtime.keyring._loaded_at = float("-inf")
+    await _reread_keys(http)
     response = await http.get("/.well-known/jwks.json")
     keys = response.json()["keys"]
     assert len(keys) == 2
@@ -137,3 +152,25 @@ def test_every_algorithm_signs_tokens_joserfc_verifies(algorithm: str) -> None:
         decoded = jwt.decode(key.sign_access_token(CLAIMS), key.private_key, [algorithm])
     assert decoded.header == {"alg": algorithm, "kid": "k1", "typ": "at+jwt"}
     assert decoded.claims == CLAIMS
+
+
+async def test_stale_keys_keep_signing_while_they_are_read_again(
+    seed: Seed, settings: AuthSettings
+) -> None:
+    """With every pooled connection held by requests (one here), a request asking for
+    the signing key must not wait for a connection to re-read the keys."""
+    engine = create_engine(settings.database.url, pool_size=1)
+    keyring = KeyRing(
+        create_sessionmaker(engine),
+        KeySealer(settings.secret_key),
+        max_token_ttl=settings.tokens.max_token_ttl,
+    )
+    try:
+        await keyring.reload()
+        signing = await keyring.signing_key()
+        keyring._loaded_at -= RELOAD_SECONDS  # stale
+        async with engine.connect():  # the pool's only connection, held by a busy request
+            key = await asyncio.wait_for(keyring.signing_key(), timeout=1)
+        assert key.kid == signing.kid
+    finally:
+        await engine.dispose()

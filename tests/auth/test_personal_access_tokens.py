@@ -22,8 +22,10 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from portcullis_auth.repositories.tokens import TokenRepository
 from portcullis_auth.settings import DAY, AuthSettings
 from tests.auth.conftest import USER_PASSWORD, Seed, basic_auth
+from tests.auth.helpers import query
 
 READ, WRITE, ADMIN = "read-posts", "write-posts", "admin"
 PATS = "/oauth/personal-access-tokens"
@@ -466,3 +468,21 @@ async def test_logout_needs_a_token(http: Http) -> None:
     assert_bearer_error(
         await http.post("/oauth/logout", headers=bearer("garbage")), 401, "invalid_token"
     )
+
+
+async def test_a_client_row_changing_mid_request_is_503_and_nothing_is_kept(
+    http: Http, ada_token: str, settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stands in for the personal access client edited between its read and the token's
+    record: the request is rolled back and answered 503, never 500."""
+
+    async def client_changed(*_: object) -> bool:
+        return False
+
+    monkeypatch.setattr(TokenRepository, "add_access_token", client_changed)
+
+    response = await create_pat(http, ada_token, name="never kept")
+
+    assert_oauth_error(response, 503, "temporarily_unavailable")
+    kept = await query(settings, "SELECT id FROM grants WHERE name = 'never kept'")
+    assert kept == []

@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from portcullis_auth.keys.keyring import NoSigningKeyError
 from portcullis_auth.oauth2.errors import OAuth2Error, TemporarilyUnavailableError
 from portcullis_auth.services.personal_access import NoPersonalAccessClientError
+from portcullis_auth.services.tokens import ClientChangedError
 from portcullis_shared.errors import BearerError, bearer_error_response
 
 logger = logging.getLogger("portcullis.auth")
@@ -57,6 +58,15 @@ def unavailable_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[d
     return error_response(error.error, error.description, error.status_code, error.headers)
 
 
+def client_changed_handler(
+    _: Request[Any, Any, Any], exc: ClientChangedError
+) -> Response[dict[str, str]]:
+    """A client's row changed while a token for it was being issued, where no retry is
+    made (the token endpoint retries): nothing was recorded; try again."""
+    error = TemporarilyUnavailableError("the client changed while the token was issued")
+    return error_response(error.error, error.description, error.status_code, error.headers)
+
+
 def no_key_handler(_: Request[Any, Any, Any], exc: NoSigningKeyError) -> Response[dict[str, str]]:
     logger.error("%s", exc)
     return error_response(
@@ -91,5 +101,6 @@ EXCEPTION_HANDLERS = {
     OSError: unavailable_handler,
     RedisError: unavailable_handler,
     NoSigningKeyError: no_key_handler,
+    ClientChangedError: client_changed_handler,
     Exception: internal_error_handler,
 }

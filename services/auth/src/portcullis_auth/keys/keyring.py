@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ from portcullis_shared.claims import ACCESS_TOKEN_TYPE
 from portcullis_shared.errors import InvalidTokenError
 
 PrivateKey = RSAKey | ECKey | OKPKey
+
+logger = logging.getLogger("portcullis.auth")
 
 # Re-read the key table at least this often. Rotation schedules a new key
 # `jwks_max_age + 60 s` ahead, so this must stay under 60 s.
@@ -114,6 +117,7 @@ class KeyRing:
         self._keys: list[LoadedKey] = []
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
+        self._reloading: asyncio.Task[None] | None = None
         self._jwks_cache: tuple[float, bytes] | None = None
 
     async def reload(self) -> None:
@@ -137,18 +141,30 @@ class KeyRing:
         self._jwks_cache = None
 
     async def _fresh_keys(self) -> list[LoadedKey]:
-        """The keys, re-read when stale; the cached ones when the database is down."""
+        """The keys; when stale, re-read in the background while these serve.
+
+        Only with no keys at all does a caller wait for the read. A request holding
+        a database connection must never wait for another: under load, when every
+        pooled connection is held by such a request, the read would wait for the
+        pool until it timed out, and so would they all.
+        """
         if time.monotonic() - self._loaded_at >= RELOAD_SECONDS:
-            async with self._lock:
-                if time.monotonic() - self._loaded_at >= RELOAD_SECONDS:
-                    try:
+            if not self._keys:
+                async with self._lock:
+                    if not self._keys:
                         await self.reload()
-                    except Exception:
-                        if not self._keys:
-                            raise
-                        # Keep serving what we have; try again in a few seconds.
-                        self._loaded_at = time.monotonic() - RELOAD_SECONDS + 5
+            elif self._reloading is None:
+                self._reloading = asyncio.create_task(self._reload_in_background())
         return self._keys
+
+    async def _reload_in_background(self) -> None:
+        try:
+            await self.reload()
+        except Exception as exc:  # noqa: BLE001 - keep serving what we have
+            logger.warning("signing keys not re-read: %s", type(exc).__name__)
+            self._loaded_at = time.monotonic() - RELOAD_SECONDS + 5  # again in 5 s
+        finally:
+            self._reloading = None
 
     async def signing_key(self) -> LoadedKey:
         now = utcnow()
