@@ -1,4 +1,5 @@
-"""The token endpoint answers from copies of client rows, and records tokens in batches.
+"""The token endpoint answers from copies of client rows, records tokens in batches,
+and never holds a pooled connection while it waits for something slow.
 
 A copy may only ever allow less than the row: every token is recorded only
 while its client's row is unrevoked and at the version the copy was read at.
@@ -18,13 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import AccessToken, utcnow
 from portcullis_auth.http.app import create_app
+from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.security.secrets import hash_secret
 from portcullis_auth.services.clients import ClientCache, ClientService
 from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.services.token_records import AccessTokenRecorder
+from portcullis_auth.services.users import UserService
 from portcullis_auth.settings import AuthSettings
 from portcullis_shared.sql import create_engine, create_sessionmaker
-from tests.auth.conftest import ISSUER, Seed, auth_environ
+from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, auth_environ
 from tests.auth.helpers import (
     assert_oauth_error,
     client_credentials_grant,
@@ -283,3 +286,30 @@ async def test_a_client_changing_under_every_attempt_gets_503_and_no_token(
     assert answer.headers["retry-after"] == "1"
     assert len(attempts) == 2
     assert await _recorded_tokens(settings, client_id) == set()
+
+
+async def test_a_login_holds_no_connection_while_its_password_is_verified(
+    seed: Seed, settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logins queue for the hashing thread, a quarter of a second each: meanwhile the
+    login's session must have given its pooled connection back."""
+    await seed.user()
+    verify = PasswordHasher.verify
+    connections_held: list[int] = []
+
+    async def slow_verify(self: PasswordHasher, password: str, stored: str | None) -> object:
+        connections_held.append(engine.pool.checkedout())  # type: ignore[attr-defined]
+        await asyncio.sleep(0.05)
+        return await verify(self, password, stored)
+
+    monkeypatch.setattr(PasswordHasher, "verify", slow_verify)
+    engine = create_engine(settings.database.url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            user = await UserService(session, PasswordHasher()).authenticate(
+                "ada@example.com", USER_PASSWORD
+            )
+    finally:
+        await engine.dispose()
+    assert user is not None
+    assert connections_held == [0]
