@@ -17,7 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import SigningKey, utcnow
-from portcullis_auth.keys.keyring import RELOAD_SECONDS, KeyRing, LoadedKey, retired
+from portcullis_auth.keys.keyring import (
+    MAX_KEY_AGE,
+    RELOAD_SECONDS,
+    KeyRing,
+    LoadedKey,
+    retired,
+)
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.keys.service import (
     ROTATION_MARGIN,
@@ -168,9 +174,29 @@ async def test_stale_keys_keep_signing_while_they_are_read_again(
     try:
         await keyring.reload()
         signing = await keyring.signing_key()
-        keyring._loaded_at -= RELOAD_SECONDS  # stale
+        keyring._loaded_at -= RELOAD_SECONDS  # due to be read again
         async with engine.connect():  # the pool's only connection, held by a busy request
             key = await asyncio.wait_for(keyring.signing_key(), timeout=1)
         assert key.kid == signing.kid
+    finally:
+        await engine.dispose()
+
+
+async def test_keys_older_than_the_longest_quiet_spell_are_read_before_they_serve(
+    seed: Seed, settings: AuthSettings
+) -> None:
+    """No request came to start a background read: a key that activated meanwhile must
+    sign the very next token (rotation gives every cache 60 s to see it first)."""
+    engine = create_engine(settings.database.url)
+    keyring = KeyRing(
+        create_sessionmaker(engine),
+        KeySealer(settings.secret_key),
+        max_token_ttl=settings.tokens.max_token_ttl,
+    )
+    try:
+        await keyring.reload()
+        newer = await seed.signing_key()
+        keyring._loaded_at -= MAX_KEY_AGE
+        assert (await keyring.signing_key()).kid == newer
     finally:
         await engine.dispose()

@@ -55,7 +55,7 @@ class AuthRuntime:
     """Without Redis: keeps the in-process list level with the revocations table."""
     clients: ClientCache
     """Copies of client rows the token endpoint may authenticate against."""
-    recorder: AccessTokenRecorder
+    access_token_recorder: AccessTokenRecorder
     """Writes the records of client-credentials tokens in batches."""
 
     @classmethod
@@ -105,7 +105,7 @@ class AuthRuntime:
             ),
             follower=None if publisher else LocalRevocationFollower(sessionmaker, local_sink),
             clients=ClientCache(sessionmaker),
-            recorder=AccessTokenRecorder(engine),
+            access_token_recorder=AccessTokenRecorder(engine),
         )
 
     async def background_tasks(self) -> list[Coroutine[Any, Any, None]]:

@@ -59,9 +59,9 @@ class OAuthClient(Base):
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1, server_default="1")
-    """Raised by every change. An access token is recorded only while the client's row
-    still has the version it was authenticated with, so a cached row can never issue a
-    token the current row would not."""
+    """Raised by every change. An access token is recorded only if, as its record is
+    written, the client's row still has the version it was authenticated with: a
+    cached copy of the row cannot outlive a change that has committed."""
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy reads it here
 

@@ -32,9 +32,12 @@ PrivateKey = RSAKey | ECKey | OKPKey
 
 logger = logging.getLogger("portcullis.auth")
 
-# Re-read the key table at least this often. Rotation schedules a new key
-# `jwks_max_age + 60 s` ahead, so this must stay under 60 s.
 RELOAD_SECONDS = 30.0
+"""Keys this old are read again in the background while they keep serving."""
+MAX_KEY_AGE = 50.0
+"""Keys this old (after a quiet spell, with no request to start a background read)
+are read again before they serve. Rotation schedules a new key `jwks_max_age + 60 s`
+ahead, so this must stay under 60 s."""
 
 
 class JWSAlgorithm(Protocol):
@@ -141,20 +144,27 @@ class KeyRing:
         self._jwks_cache = None
 
     async def _fresh_keys(self) -> list[LoadedKey]:
-        """The keys; when stale, re-read in the background while these serve.
+        """The keys: read again in the background once `RELOAD_SECONDS` old, and waited
+        for only with none loaded or after a quiet spell of `MAX_KEY_AGE`.
 
-        Only with no keys at all does a caller wait for the read. A request holding
-        a database connection must never wait for another: under load, when every
-        pooled connection is held by such a request, the read would wait for the
-        pool until it timed out, and so would they all.
+        Under load no request waits for the read. That matters: a request holding a
+        pooled database connection must not wait for another, or with every
+        connection so held the read waits for the pool until it times out, and so
+        does every request.
         """
-        if time.monotonic() - self._loaded_at >= RELOAD_SECONDS:
-            if not self._keys:
-                async with self._lock:
-                    if not self._keys:
+        age = time.monotonic() - self._loaded_at
+        if age >= MAX_KEY_AGE or not self._keys:
+            async with self._lock:
+                if time.monotonic() - self._loaded_at >= MAX_KEY_AGE or not self._keys:
+                    try:
                         await self.reload()
-            elif self._reloading is None:
-                self._reloading = asyncio.create_task(self._reload_in_background())
+                    except Exception:
+                        if not self._keys:
+                            raise
+                        # Keep serving what we have; try again in a few seconds.
+                        self._loaded_at = time.monotonic() - MAX_KEY_AGE + 5
+        elif age >= RELOAD_SECONDS and self._reloading is None:
+            self._reloading = asyncio.create_task(self._reload_in_background())
         return self._keys
 
     async def _reload_in_background(self) -> None:

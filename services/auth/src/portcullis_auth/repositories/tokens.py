@@ -43,6 +43,7 @@ _RECORD_IF_CLIENT_UNCHANGED = insert(_access_tokens).from_select(
 
 
 def record_params(record: AccessToken, client_version: int) -> dict[str, Any]:
+    """The bind parameters of an access-token record checked against its client's row."""
     params = {name: getattr(record, name) for name in _RECORD_COLUMNS}
     params["client_version"] = client_version
     return params

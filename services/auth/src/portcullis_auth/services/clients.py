@@ -147,45 +147,39 @@ class ClientService:
         session) before the answer is no.
         """
         if cache is None:
-            client = await self._clients.get(credentials.client_id)
-            _check_credentials(client, credentials)
-            assert client is not None
-            return client
-        client = cache.cached(credentials.client_id)
-        if client is not None:
+            return _proven(await self._clients.get(credentials.client_id), credentials)
+        cached = cache.cached(credentials.client_id)
+        if cached is not None:
             try:
-                _check_credentials(client, credentials)
+                return _proven(cached, credentials)
             except InvalidClientError:
                 pass  # perhaps a new secret: read the row again
-            else:
-                return client
-        client = await cache.read(credentials.client_id)
-        _check_credentials(client, credentials)
-        assert client is not None
-        return client
+        return _proven(await cache.read(credentials.client_id), credentials)
 
 
-def _check_credentials(client: OAuthClient | None, credentials: ClientCredentials) -> None:
+def _proven(client: OAuthClient | None, credentials: ClientCredentials) -> OAuthClient:
+    """`client`, if these credentials prove it; else `invalid_client`."""
     basic = credentials.used_basic
     if client is None or client.revoked_at is not None:
         raise InvalidClientError("client authentication failed", used_basic=basic)
     if client.secret_hash is None:
         if credentials.client_secret:
             raise InvalidClientError("a public client has no secret", used_basic=basic)
-        return
+        return client
     if not credentials.client_secret or not secret_matches(
         credentials.client_secret, client.secret_hash
     ):
         raise InvalidClientError("client authentication failed", used_basic=basic)
+    return client
 
 
 class ClientCache:
     """Client rows the token endpoint read lately, each copy kept at most `ttl` seconds.
 
-    Safe to answer from: no access token is recorded unless its client's row is
-    still at the version the copy was read at (`OAuthClient.version`), so a
-    revoked client, a new secret or a narrowed scope holds for the very next
-    token. What a copy can hold back, for at most `ttl`, is a change that allows
+    Safe to answer from: no access token is recorded unless, as its record is
+    written, its client's row is still at the version the copy was read at
+    (`OAuthClient.version`), so a revoked client, a new secret or a narrowed
+    scope holds for every token requested after the change has committed. What a copy can hold back, for at most `ttl`, is a change that allows
     more: a grant type or a scope just added is refused until then. The copies
     are detached rows, only ever read. Rows are read in a session of the cache's
     own, closed at once: a request waiting for its token's record to be written

@@ -49,7 +49,10 @@ class TokenLookup:
         if token.count(".") == 2:
             return await self._find_access_token(token)
         found = await self._tokens.find_refresh_token(hash_secret(token))
-        return None if found is None else FoundRefreshToken(found[0], found[1])
+        if found is None:
+            return None
+        refresh_token, grant, _ = found
+        return FoundRefreshToken(refresh_token, grant)
 
     async def _find_access_token(self, token: str) -> FoundAccessToken | None:
         segment = token.split(".", 1)[0]

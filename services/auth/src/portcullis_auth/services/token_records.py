@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from portcullis_auth.db.models import AccessToken
 from portcullis_auth.repositories.tokens import record_batch
@@ -27,10 +27,13 @@ _Pending = tuple[AccessToken, int, "asyncio.Future[bool]"]
 
 
 class AccessTokenRecorder:
+    """Writes access-token records for requests that write nothing else, in batches."""
+
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
         self._pending: list[_Pending] = []
         self._writing = 0
+        """Writers that will still look at `_pending` before they stop."""
         self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak ones
 
     async def record(self, record: AccessToken, client_version: int) -> bool:
@@ -39,40 +42,49 @@ class AccessTokenRecorder:
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((record, client_version, written))
         if self._writing < WRITERS:
-            self._writing += 1
-            task = asyncio.create_task(self._write_pending())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._start_writer()
         return await written
 
+    def _start_writer(self) -> None:
+        self._writing += 1
+        task = asyncio.create_task(self._write_pending())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def _write_pending(self) -> None:
+        counted = True
         try:
-            await self._write_batches()
+            # One connection for as long as there is work; each batch is one statement,
+            # so it commits on its own (no BEGIN and COMMIT round trips).
+            async with self._engine.connect() as connection:
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                while self._pending:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                    await self._write(autocommit, batch)
+                # Stop counting before giving the connection back (which awaits): a
+                # record added from here on starts a writer of its own.
+                self._writing -= 1
+                counted = False
         except Exception as exc:  # noqa: BLE001 - no connection, or a batch failed
-            # The database is unreachable or the connection broke: what waits fails
-            # now (503) rather than after every writer's timeout.
+            # The database is unreachable or the connection broke: what waits fails now
+            # (503) rather than after every writer's timeout.
             self._fail(self._pending, exc)
             self._pending = []
         finally:
-            # No await between the last look at `_pending` and this: a record added
-            # after it finds a free writer.
-            self._writing -= 1
+            if counted:
+                self._writing -= 1
+            if self._pending and self._writing < WRITERS:
+                self._start_writer()  # added while this one was failing or cancelled
 
-    async def _write_batches(self) -> None:
-        # One connection for as long as there is work; each batch is one statement, so
-        # it commits on its own (no BEGIN and COMMIT round trips).
-        async with self._engine.connect() as connection:
-            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            while self._pending:
-                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                try:
-                    jtis = await record_batch(autocommit, [(r, v) for r, v, _ in batch])
-                except BaseException as exc:  # a failure, or cancelled at shutdown
-                    self._fail(batch, exc)
-                    raise
-                for record, _, written in batch:
-                    if not written.done():  # a request that gave up no longer waits
-                        written.set_result(record.jti in jtis)
+    async def _write(self, connection: AsyncConnection, batch: list[_Pending]) -> None:
+        try:
+            jtis = await record_batch(connection, [(r, v) for r, v, _ in batch])
+        except BaseException as exc:  # a failure, or cancelled at shutdown
+            self._fail(batch, exc)
+            raise
+        for record, _, written in batch:
+            if not written.done():  # a request that gave up no longer waits
+                written.set_result(record.jti in jtis)
 
     @staticmethod
     def _fail(batch: list[_Pending], exc: BaseException) -> None:

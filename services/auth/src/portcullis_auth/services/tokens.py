@@ -62,7 +62,8 @@ class TokenService:
         keyring: KeyRing,
         recorder: AccessTokenRecorder | None = None,
     ) -> None:
-        """`recorder`: where tokens issued `alone` are recorded (else in `session`)."""
+        """`recorder`: where tokens issued as a request's `only_write` are recorded
+        (else in `session`)."""
         self._tokens = TokenRepository(session)
         self._settings = settings
         self._keyring = keyring
@@ -79,16 +80,17 @@ class TokenService:
         audience: str,
         sid: uuid.UUID | None = None,
         ttl: int | None = None,
-        alone: bool = False,
+        only_write: bool = False,
     ) -> IssuedAccessToken:
         """Sign an access token and record it. `user` None: it speaks for the client.
 
         The record is written only while `client`'s row is unrevoked and at the version
-        read, else `ClientChangedError`. `alone`: the token is the request's only write,
-        so its record may go in a batch with other requests' (see `AccessTokenRecorder`).
+        read, else `ClientChangedError`. `only_write`: the token is all the request
+        writes, so its record may go in a batch with other requests' (see
+        `AccessTokenRecorder`).
         """
         token, record = await self._sign(client, user, scopes, audience, sid, ttl)
-        if alone and self._recorder is not None:
+        if only_write and self._recorder is not None:
             recorded = await self._recorder.record(record, client.version)
         else:
             recorded = await self._tokens.add_access_token(record, client.version)

@@ -22,7 +22,6 @@ def normalise_username(username: str) -> str:
 
 class UserService:
     def __init__(self, session: AsyncSession, hasher: PasswordHasher) -> None:
-        self._session = session
         self._users = UserRepository(session)
         self._hasher = hasher
 
@@ -51,13 +50,9 @@ class UserService:
     async def authenticate(self, username: str, password: str) -> User | None:
         """The active user with this password, or None.
 
-        Unknown, disabled and wrong-password users all cost one argon2 verify. Call
-        it before the session writes anything: the read is committed first, so that
-        no pooled connection is held while the verify waits its turn (logins queue
-        for the hashing thread, a quarter of a second each).
+        Unknown, disabled and wrong-password users all cost one argon2 verify.
         """
         user = await self._users.get_by_email(normalise_username(username))
-        await self._session.commit()
         active = user if user is not None and user.disabled_at is None else None
         check = await self._hasher.verify(
             password, None if active is None else active.password_hash

@@ -58,7 +58,10 @@ class TokenController(Controller):
             async with session_if_used(runtime.sessionmaker) as session:
                 context = GrantContext(
                     tokens=TokenService(
-                        session, runtime.settings.tokens, runtime.keyring, runtime.recorder
+                        session,
+                        runtime.settings.tokens,
+                        runtime.keyring,
+                        runtime.access_token_recorder,
                     ),
                     users=UserService(session, runtime.hasher),
                     throttle=runtime.throttle,

@@ -21,7 +21,7 @@ class ClientCredentialsGrant(Grant):
         # §4.4.3: no refresh token; `sub` is the client id, never a user. The token is
         # all this request writes, so its record may share a statement with others'.
         access = await self.context.tokens.issue_access_token(
-            client=client, user=None, scopes=scopes, audience=audience, alone=True
+            client=client, user=None, scopes=scopes, audience=audience, only_write=True
         )
         events.emit(
             "token_issued",
