@@ -208,16 +208,22 @@ async def test_the_recorder_writes_only_records_whose_client_version_holds(
 
 
 class _SlowToReleaseEngine:
-    """The real engine, but giving a connection back takes a while (it awaits)."""
+    """The real engine, but giving a connection back waits until every writer is doing
+    so (and a while longer)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self.releasing = 0
+        self.all_releasing = asyncio.Event()
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         async with self._engine.connect() as connection:
             yield connection
-        await asyncio.sleep(0.5)
+        self.releasing += 1
+        if self.releasing == WRITERS:
+            self.all_releasing.set()
+        await asyncio.sleep(1.0)
 
 
 async def test_a_record_added_while_every_writer_is_stopping_is_still_written(
@@ -225,18 +231,18 @@ async def test_a_record_added_while_every_writer_is_stopping_is_still_written(
 ) -> None:
     client_id, _ = await seed.client()
     engine = create_engine(settings.database.url)
-    recorder = AccessTokenRecorder(_SlowToReleaseEngine(engine))  # type: ignore[arg-type]
+    slow = _SlowToReleaseEngine(engine)
+    recorder = AccessTokenRecorder(slow)  # type: ignore[arg-type]
     try:
-        first = await asyncio.wait_for(
-            asyncio.gather(*(recorder.record(_record(client_id), 1) for _ in range(WRITERS))),
-            timeout=5,
-        )
-        # Every writer has written and is now giving its connection back.
-        late = await asyncio.wait_for(recorder.record(_record(client_id), 1), timeout=0.4)
-        await asyncio.sleep(0.6)  # let the writers finish before the engine goes
+        first = asyncio.gather(*(recorder.record(_record(client_id), 1) for _ in range(WRITERS)))
+        await asyncio.wait_for(slow.all_releasing.wait(), timeout=5)
+        # Every writer has written and is giving its connection back: none will look
+        # for more work, so this record needs a writer of its own.
+        late = await asyncio.wait_for(recorder.record(_record(client_id), 1), timeout=5)
+        assert await first == [True] * WRITERS
+        await asyncio.sleep(1.1)  # let the writers finish before the engine goes
     finally:
         await engine.dispose()
-    assert first == [True] * WRITERS
     assert late is True
 
 

@@ -36,8 +36,8 @@ from tests.auth.conftest import Seed, basic_auth
 
 
 async def _reread_keys(http: AsyncTestClient[Litestar]) -> None:
-    """As every RELOAD_SECONDS: the next request has the keys read again, in the
-    background; wait for that read."""
+    """As after a quiet spell: the next request has the keys read again before it is
+    answered."""
     keyring = http.app.state.runtime.keyring
     keyring._loaded_at = float("-inf")
     await http.get("/.well-known/jwks.json")

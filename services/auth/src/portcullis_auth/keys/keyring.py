@@ -119,13 +119,19 @@ class KeyRing:
         self._max_token_ttl = max_token_ttl
         self._keys: list[LoadedKey] = []
         self._loaded_at = float("-inf")
+        """When the keys in hand began to be read (monotonic)."""
+        self._retry_at = float("-inf")
+        """No new read before this, after one failed."""
         self._lock = asyncio.Lock()
         self._reloading: asyncio.Task[None] | None = None
         self._jwks_cache: tuple[float, bytes] | None = None
 
     async def reload(self) -> None:
+        started = time.monotonic()
         async with self._sessionmaker() as session:
             rows = await SigningKeyRepository(session).list()
+        if started < self._loaded_at:
+            return  # a read that began later has already finished
         loaded = []
         for row in rows:
             known = next((k for k in self._keys if k.kid == row.kid), None)
@@ -140,41 +146,45 @@ class KeyRing:
                 )
             loaded.append(known)
         self._keys = loaded
-        self._loaded_at = time.monotonic()
+        self._loaded_at = started
         self._jwks_cache = None
 
     async def _fresh_keys(self) -> list[LoadedKey]:
         """The keys: read again in the background once `RELOAD_SECONDS` old, and waited
-        for only with none loaded or after a quiet spell of `MAX_KEY_AGE`.
+        for only with none loaded or once `MAX_KEY_AGE` old (after a quiet spell, or
+        background reads that failed). After a failed read, the keys in hand serve
+        5 s more before the next try.
 
         Under load no request waits for the read. That matters: a request holding a
         pooled database connection must not wait for another, or with every
         connection so held the read waits for the pool until it times out, and so
         does every request.
         """
-        age = time.monotonic() - self._loaded_at
-        if age >= MAX_KEY_AGE or not self._keys:
+        if not self._keys:
             async with self._lock:
-                if time.monotonic() - self._loaded_at >= MAX_KEY_AGE or not self._keys:
-                    try:
-                        await self.reload()
-                    except Exception:
-                        if not self._keys:
-                            raise
-                        # Keep serving what we have; try again in a few seconds.
-                        self._loaded_at = time.monotonic() - MAX_KEY_AGE + 5
-        elif age >= RELOAD_SECONDS and self._reloading is None:
-            self._reloading = asyncio.create_task(self._reload_in_background())
+                if not self._keys:
+                    await self.reload()
+            return self._keys
+        now = time.monotonic()
+        age = now - self._loaded_at
+        if now < self._retry_at:
+            pass  # the last read failed: keep serving these a little longer
+        elif age >= MAX_KEY_AGE:
+            async with self._lock:
+                if time.monotonic() - self._loaded_at >= MAX_KEY_AGE:
+                    await self._read_or_retry_later()
+        elif age >= RELOAD_SECONDS and (self._reloading is None or self._reloading.done()):
+            self._reloading = asyncio.create_task(self._read_or_retry_later())
         return self._keys
 
-    async def _reload_in_background(self) -> None:
+    async def _read_or_retry_later(self) -> None:
+        """Read the keys; when that fails, keep the ones in hand (the JWKS is still served
+        with the database down) and try again in 5 s."""
         try:
             await self.reload()
         except Exception as exc:  # noqa: BLE001 - keep serving what we have
-            logger.warning("signing keys not re-read: %s", type(exc).__name__)
-            self._loaded_at = time.monotonic() - RELOAD_SECONDS + 5  # again in 5 s
-        finally:
-            self._reloading = None
+            logger.warning("signing keys not read again: %s", type(exc).__name__)
+            self._retry_at = time.monotonic() + 5
 
     async def signing_key(self) -> LoadedKey:
         now = utcnow()

@@ -179,8 +179,9 @@ class ClientCache:
     Safe to answer from: no access token is recorded unless, as its record is
     written, its client's row is still at the version the copy was read at
     (`OAuthClient.version`), so a revoked client, a new secret or a narrowed
-    scope holds for every token requested after the change has committed. What a copy can hold back, for at most `ttl`, is a change that allows
-    more: a grant type or a scope just added is refused until then. The copies
+    scope holds for every token requested after the change has committed. What
+    a copy can hold back, for at most `ttl`, is a change that allows more: a
+    grant type or a scope just added is refused until then. The copies
     are detached rows, only ever read. Rows are read in a session of the cache's
     own, closed at once: a request waiting for its token's record to be written
     holds no database connection the writer might need.

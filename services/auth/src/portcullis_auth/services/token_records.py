@@ -65,16 +65,17 @@ class AccessTokenRecorder:
                 # record added from here on starts a writer of its own.
                 self._writing -= 1
                 counted = False
-        except Exception as exc:  # noqa: BLE001 - no connection, or a batch failed
-            # The database is unreachable or the connection broke: what waits fails now
-            # (503) rather than after every writer's timeout.
-            self._fail(self._pending, exc)
-            self._pending = []
+        except BaseException as exc:  # no connection, a failed batch, or shut down
+            if counted:
+                # The database is unreachable or the connection broke: what waits
+                # fails now (503) rather than after every writer's timeout.
+                self._fail(self._pending, exc)
+                self._pending = []
+            if not isinstance(exc, Exception):
+                raise
         finally:
             if counted:
                 self._writing -= 1
-            if self._pending and self._writing < WRITERS:
-                self._start_writer()  # added while this one was failing or cancelled
 
     async def _write(self, connection: AsyncConnection, batch: list[_Pending]) -> None:
         try:
