@@ -7,6 +7,8 @@ import base64
 import json
 import time
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 
 import pytest
@@ -14,7 +16,7 @@ from joserfc import jwt
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from portcullis_auth.db.models import SigningKey, utcnow
 from portcullis_auth.keys.keyring import (
@@ -160,12 +162,12 @@ def test_every_algorithm_signs_tokens_joserfc_verifies(algorithm: str) -> None:
     assert decoded.claims == CLAIMS
 
 
-async def test_stale_keys_keep_signing_while_they_are_read_again(
-    seed: Seed, settings: AuthSettings
-) -> None:
-    """With every pooled connection held by requests (one here), a request asking for
-    the signing key must not wait for a connection to re-read the keys."""
-    engine = create_engine(settings.database.url, pool_size=1)
+@asynccontextmanager
+async def _keyring(
+    settings: AuthSettings, pool_size: int = 2
+) -> AsyncIterator[tuple[KeyRing, AsyncEngine]]:
+    """A key ring over an engine of its own, its keys read."""
+    engine = create_engine(settings.database.url, pool_size=pool_size)
     keyring = KeyRing(
         create_sessionmaker(engine),
         KeySealer(settings.secret_key),
@@ -173,13 +175,22 @@ async def test_stale_keys_keep_signing_while_they_are_read_again(
     )
     try:
         await keyring.reload()
+        yield keyring, engine
+    finally:
+        await engine.dispose()
+
+
+async def test_stale_keys_keep_signing_while_they_are_read_again(
+    seed: Seed, settings: AuthSettings
+) -> None:
+    """With every pooled connection held by requests (one here), a request asking for
+    the signing key must not wait for a connection to re-read the keys."""
+    async with _keyring(settings, pool_size=1) as (keyring, engine):
         signing = await keyring.signing_key()
         keyring._loaded_at -= RELOAD_SECONDS  # due to be read again
         async with engine.connect():  # the pool's only connection, held by a busy request
             key = await asyncio.wait_for(keyring.signing_key(), timeout=1)
-        assert key.kid == signing.kid
-    finally:
-        await engine.dispose()
+    assert key.kid == signing.kid
 
 
 async def test_keys_older_than_the_longest_quiet_spell_are_read_before_they_serve(
@@ -187,16 +198,7 @@ async def test_keys_older_than_the_longest_quiet_spell_are_read_before_they_serv
 ) -> None:
     """No request came to start a background read: a key that activated meanwhile must
     sign the very next token (rotation gives every cache 60 s to see it first)."""
-    engine = create_engine(settings.database.url)
-    keyring = KeyRing(
-        create_sessionmaker(engine),
-        KeySealer(settings.secret_key),
-        max_token_ttl=settings.tokens.max_token_ttl,
-    )
-    try:
-        await keyring.reload()
+    async with _keyring(settings) as (keyring, _):
         newer = await seed.signing_key()
         keyring._loaded_at -= MAX_KEY_AGE
         assert (await keyring.signing_key()).kid == newer
-    finally:
-        await engine.dispose()
