@@ -1,4 +1,5 @@
-"""The token endpoint answers from copies of client rows and records tokens in batches.
+"""The token endpoint answers from copies of client rows, records tokens in batches,
+and holds no pooled connection while it waits for something slow.
 
 A copy may only ever allow less than the row: every token is recorded only
 while its client's row is unrevoked and at the version the copy was read at.
@@ -16,18 +17,23 @@ from datetime import timedelta
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from portcullis_auth.db.models import AccessToken, utcnow
 from portcullis_auth.http.app import create_app
+from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.security.secrets import hash_secret
 from portcullis_auth.services.clients import ClientCache, ClientService
 from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.services.token_records import WRITERS, AccessTokenRecorder
+from portcullis_auth.services.users import UserService
 from portcullis_auth.settings import AuthSettings
 from portcullis_shared.sql import create_engine, create_sessionmaker
-from tests.auth.conftest import ISSUER, Seed, auth_environ
+from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, auth_environ
 from tests.auth.helpers import (
     assert_oauth_error,
     client_credentials_grant,
@@ -331,3 +337,59 @@ async def test_a_client_changing_under_every_attempt_gets_503_and_no_token(
     assert answer.headers["retry-after"] == "1"
     assert len(attempts) == 2
     assert await _recorded_tokens(settings, client_id) == set()
+
+
+async def test_a_login_holds_no_connection_while_its_password_is_verified(
+    seed: Seed, settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Logins queue for the hashing thread, a quarter of a second each: meanwhile no
+    pooled connection may be held for them."""
+    await seed.user()
+    engine = create_engine(settings.database.url)
+    held_during_verify: list[int] = []
+    verify = PasswordHasher.verify
+
+    async def counting_verify(self: PasswordHasher, password: str, stored: str | None) -> object:
+        held_during_verify.append(engine.pool.checkedout())  # type: ignore[attr-defined]
+        return await verify(self, password, stored)
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    sessions = create_sessionmaker(engine)
+    try:
+        async with sessions() as session:
+            users = UserService(session, PasswordHasher(), reads=sessions)
+            user = await users.authenticate("ada@example.com", USER_PASSWORD)
+    finally:
+        await engine.dispose()
+    assert user is not None
+    assert held_during_verify == [0]
+
+
+async def test_an_outdated_password_hash_is_replaced_at_login(
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+) -> None:
+    """The user was read in a session of its own; the new hash is written in the
+    request's, by id."""
+    user_id = await seed.user()
+    client_id, secret = await seed.client()
+    assert secret is not None
+    weak = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8 * 1024),))
+    engine = create_engine(settings.database.url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("UPDATE users SET password_hash = :hash WHERE id = :id"),
+                {"hash": weak.hash(USER_PASSWORD), "id": uuid.UUID(user_id)},
+            )
+    finally:
+        await engine.dispose()
+
+    assert (await password_grant(http, client_id, secret)).status_code == 200
+
+    rows = await query(
+        settings, "SELECT password_hash FROM users WHERE id = :id", id=uuid.UUID(user_id)
+    )
+    stored = rows[0]["password_hash"]
+    current = PasswordHash((Argon2Hasher(),))
+    assert current.verify(USER_PASSWORD, stored)
+    assert not current.current_hasher.check_needs_rehash(stored)

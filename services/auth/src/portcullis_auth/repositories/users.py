@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import User
@@ -25,5 +25,7 @@ class UserRepository:
         return user
 
     async def set_password_hash(self, user: User, password_hash: str) -> None:
-        user.password_hash = password_hash
-        await self._session.flush()
+        """By id: `user` may come from another session."""
+        await self._session.execute(
+            update(User).where(User.id == user.id).values(password_hash=password_hash)
+        )
