@@ -68,6 +68,14 @@ async def _revoke_client(seed: Seed, client_id: str) -> None:
     await seed.run(work)
 
 
+@pytest.fixture
+async def machine(seed: Seed) -> tuple[str, str]:
+    """A confidential client allowed every grant: its id and secret."""
+    client_id, secret = await seed.client()
+    assert secret is not None
+    return client_id, secret
+
+
 async def _recorded_tokens(settings: AuthSettings, client_id: str) -> set[str]:
     rows = await query(
         settings, "SELECT jti FROM access_tokens WHERE client_id = :client", client=client_id
@@ -76,10 +84,9 @@ async def _recorded_tokens(settings: AuthSettings, client_id: str) -> set[str]:
 
 
 async def test_a_revoked_client_gets_no_token_though_its_row_was_cached(
-    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings, machine: tuple[str, str]
 ) -> None:
-    client_id, secret = await seed.client()
-    assert secret is not None
+    client_id, secret = machine
     assert (await client_credentials_grant(http, client_id, secret)).status_code == 200
     await _revoke_client(seed, client_id)
 
@@ -105,10 +112,9 @@ async def test_a_new_secret_works_at_once_and_the_old_one_stops(
 
 
 async def test_a_narrowed_scope_applies_to_the_very_next_token(
-    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings, machine: tuple[str, str]
 ) -> None:
-    client_id, secret = await seed.client()
-    assert secret is not None
+    client_id, secret = machine
     first = await client_credentials_grant(http, client_id, secret, scope="write-posts")
     assert first.status_code == 200
     await _update_client(seed, client_id, scopes=["read-posts"], default_scopes=["read-posts"])
@@ -122,13 +128,12 @@ async def test_a_narrowed_scope_applies_to_the_very_next_token(
 
 
 async def test_a_refresh_started_on_a_stale_copy_rotates_exactly_once(
-    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings, machine: tuple[str, str]
 ) -> None:
     """The first attempt is rolled back when its record is refused; the retry, on the
     row read afresh, rotates the token once and answers 200."""
     await seed.user()
-    client_id, secret = await seed.client()
-    assert secret is not None
+    client_id, secret = machine
     login = await password_grant(http, client_id, secret)
     assert login.status_code == 200
     sid = unverified_claims(login.json()["access_token"])["sid"]
@@ -147,12 +152,41 @@ async def test_a_refresh_started_on_a_stale_copy_rotates_exactly_once(
     assert again.status_code == 200, again.text
 
 
+async def test_a_revoked_client_cannot_refresh_though_its_row_was_cached(
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings, machine: tuple[str, str]
+) -> None:
+    """Only the client's row is revoked here, its refresh tokens left live: the rotation
+    statement's own check of the row refuses the record, the rotation is rolled back,
+    and the row read afresh refuses the client."""
+    await seed.user()
+    client_id, secret = machine
+    login = await password_grant(http, client_id, secret)
+    assert login.status_code == 200
+    sid = unverified_claims(login.json()["access_token"])["sid"]
+
+    async def revoke_row_only(session: AsyncSession) -> None:
+        service = ClientService(session)
+        client = await service.get(client_id)
+        assert client is not None
+        await service.revoke(client)
+
+    await seed.run(revoke_row_only)
+
+    refused = await refresh_grant(http, client_id, secret, login.json()["refresh_token"])
+
+    assert_oauth_error(refused, 401, "invalid_client")
+    assert len(await _recorded_tokens(settings, client_id)) == 1
+    unused = await query(
+        settings, "SELECT used_at FROM refresh_tokens WHERE grant_id = :sid", sid=uuid.UUID(sid)
+    )
+    assert [row["used_at"] for row in unused] == [None]
+
+
 async def test_a_password_login_on_a_stale_copy_still_succeeds(
-    http: AsyncTestClient[Litestar], seed: Seed
+    http: AsyncTestClient[Litestar], seed: Seed, machine: tuple[str, str]
 ) -> None:
     await seed.user()
-    client_id, secret = await seed.client()
-    assert secret is not None
+    client_id, secret = machine
     assert (await client_credentials_grant(http, client_id, secret)).status_code == 200
     await _update_client(seed, client_id, name="renamed")
 
@@ -160,10 +194,9 @@ async def test_a_password_login_on_a_stale_copy_still_succeeds(
 
 
 async def test_concurrent_client_credentials_tokens_are_each_recorded(
-    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+    http: AsyncTestClient[Litestar], settings: AuthSettings, machine: tuple[str, str]
 ) -> None:
-    client_id, secret = await seed.client()
-    assert secret is not None
+    client_id, secret = machine
 
     answers = await asyncio.gather(
         *(client_credentials_grant(http, client_id, secret) for _ in range(40))
@@ -354,10 +387,9 @@ async def test_a_login_holds_no_connection_while_its_password_is_verified(
         return await verify(self, password, stored)
 
     monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
-    sessions = create_sessionmaker(engine)
     try:
-        async with sessions() as session:
-            users = UserService(session, PasswordHasher(), reads=sessions)
+        async with create_sessionmaker(engine)() as session:
+            users = UserService(session, PasswordHasher())
             user = await users.authenticate("ada@example.com", USER_PASSWORD)
     finally:
         await engine.dispose()
@@ -366,13 +398,12 @@ async def test_a_login_holds_no_connection_while_its_password_is_verified(
 
 
 async def test_an_outdated_password_hash_is_replaced_at_login(
-    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings, machine: tuple[str, str]
 ) -> None:
     """The user was read in a session of its own; the new hash is written in the
     request's, by id."""
     user_id = await seed.user()
-    client_id, secret = await seed.client()
-    assert secret is not None
+    client_id, secret = machine
     weak = PasswordHash((Argon2Hasher(time_cost=1, memory_cost=8 * 1024),))
     engine = create_engine(settings.database.url)
     try:

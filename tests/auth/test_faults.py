@@ -19,13 +19,27 @@ from tests.infrastructure import drop_database
 from tests.integration.processes import free_port
 
 
+@pytest.mark.parametrize("client_cached", [False, True], ids=["cold", "cached-client"])
 async def test_database_down_gives_503_and_jwks_is_still_served(
-    http: AsyncTestClient[Litestar], seed: Seed, postgres_url: str, database_url: str
+    http: AsyncTestClient[Litestar],
+    seed: Seed,
+    postgres_url: str,
+    database_url: str,
+    client_cached: bool,
 ) -> None:
+    """With the client's row cached, nothing but the token's record needs the database:
+    that write failing must still mean 503 and no token."""
     client_id, secret = await seed.client()
     assert secret is not None
     jwks_before = await http.get("/.well-known/jwks.json")
     assert jwks_before.status_code == 200
+    if client_cached:
+        warm = await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            headers=basic_auth(client_id, secret),
+        )
+        assert warm.status_code == 200
 
     await drop_database(postgres_url, database_url.rsplit("/", 1)[1])
 

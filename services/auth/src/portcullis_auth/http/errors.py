@@ -52,19 +52,20 @@ def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Respons
     return error_response(code, description, status, headers)
 
 
-def unavailable_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+def unavailable_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, str]]:
     logger.warning("backend unavailable: %s", type(exc).__name__)
-    error = TemporarilyUnavailableError()
-    return error_response(error.error, error.description, error.status_code, error.headers)
+    return oauth2_error_handler(request, TemporarilyUnavailableError())
 
 
 def client_changed_handler(
-    _: Request[Any, Any, Any], exc: ClientChangedError
+    request: Request[Any, Any, Any], exc: ClientChangedError
 ) -> Response[dict[str, str]]:
     """A client's row changed while a token for it was being issued, where no retry is
     made (the token endpoint retries): nothing was recorded; try again."""
     error = TemporarilyUnavailableError("the client changed while the token was issued")
-    return error_response(error.error, error.description, error.status_code, error.headers)
+    return oauth2_error_handler(request, error)
 
 
 def no_key_handler(_: Request[Any, Any, Any], exc: NoSigningKeyError) -> Response[dict[str, str]]:

@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, func, insert, select, text, update
-from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken, User
@@ -42,10 +41,15 @@ _RECORD_IF_CLIENT_UNCHANGED = insert(_access_tokens).from_select(
 )
 
 
-def record_params(record: AccessToken, client_version: int) -> dict[str, Any]:
-    """The bind parameters of an access-token record checked against its client's row."""
+def record_params(
+    record: AccessToken, client_version: int, *, json_scopes: bool = False
+) -> dict[str, Any]:
+    """The bind parameters of an access-token record checked against its client's row;
+    `json_scopes` for the SQL-text statements, which take the scopes as JSON text."""
     params = {name: getattr(record, name) for name in _RECORD_COLUMNS}
     params["client_version"] = client_version
+    if json_scopes:
+        params["scopes"] = json.dumps(params["scopes"])
     return params
 
 
@@ -85,12 +89,8 @@ async def record_batch(
             if written_one.rowcount == 1:
                 written.add(record.jti)
         return written
-    columns: dict[str, list[Any]] = {name: [] for name in (*_RECORD_COLUMNS, "client_version")}
-    for record, version in batch:
-        for name in _RECORD_COLUMNS:
-            columns[name].append(getattr(record, name))
-        columns["client_version"].append(version)
-    columns["scopes"] = [json.dumps(scopes) for scopes in columns["scopes"]]
+    rows = [record_params(record, version, json_scopes=True) for record, version in batch]
+    columns = {name: [row[name] for row in rows] for name in rows[0]}
     result = await connection.execute(_RECORD_BATCH, columns)
     return set(result.scalars())
 
@@ -209,13 +209,8 @@ class TokenRepository:
     async def add_access_token(self, record: AccessToken, client_version: int) -> bool:
         """Record an access token, but only while its client's row is unrevoked and still
         at `client_version`; False when it is not (nothing written)."""
-        written = cast(
-            "CursorResult[Any]",
-            await self._session.execute(
-                _RECORD_IF_CLIENT_UNCHANGED, record_params(record, client_version)
-            ),
-        )
-        return written.rowcount == 1
+        connection = await self._session.connection()
+        return record.jti in await record_batch(connection, [(record, client_version)])
 
     async def add_refresh_token(self, token: RefreshToken) -> None:
         self._session.add(token)
@@ -251,8 +246,7 @@ class TokenRepository:
         the same steps run back to back in the transaction.
         """
         if self._session.get_bind().dialect.name == "postgresql":
-            params = record_params(record, client_version)
-            params["scopes"] = json.dumps(params["scopes"])
+            params = record_params(record, client_version, json_scopes=True)
             row = (
                 await self._session.execute(
                     _ROTATE_AND_RECORD,

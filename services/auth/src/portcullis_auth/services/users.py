@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import User, utcnow
 from portcullis_auth.repositories.users import UserRepository
@@ -21,17 +21,10 @@ def normalise_username(username: str) -> str:
 
 
 class UserService:
-    def __init__(
-        self,
-        session: AsyncSession,
-        hasher: PasswordHasher,
-        reads: async_sessionmaker[AsyncSession] | None = None,
-    ) -> None:
-        """`reads`: where `authenticate` reads the user, in a session closed before
-        the password is verified (else in `session`)."""
+    def __init__(self, session: AsyncSession, hasher: PasswordHasher) -> None:
+        self._session = session
         self._users = UserRepository(session)
         self._hasher = hasher
-        self._reads = reads
 
     async def create(self, email: str, password: str, *, is_admin: bool = False) -> User:
         email = normalise_username(email)
@@ -58,17 +51,13 @@ class UserService:
     async def authenticate(self, username: str, password: str) -> User | None:
         """The active user with this password, or None.
 
-        Unknown, disabled and wrong-password users all cost one argon2 verify. With
-        `reads`, no pooled connection is held while the verify waits its turn (logins
-        queue for the hashing thread, a quarter of a second each): the user is read in
-        a session of its own, and the user returned is detached from it.
+        Unknown, disabled and wrong-password users all cost one argon2 verify. No
+        pooled connection is held while the verify waits its turn (logins queue for
+        the hashing thread, a quarter of a second each): the user is read in a short
+        session of its own, and the user returned is detached from it.
         """
-        email = normalise_username(username)
-        if self._reads is None:
-            user = await self._users.get_by_email(email)
-        else:
-            async with self._reads() as session:
-                user = await UserRepository(session).get_by_email(email)
+        async with AsyncSession(self._session.bind) as reads:
+            user = await UserRepository(reads).get_by_email(normalise_username(username))
         active = user if user is not None and user.disabled_at is None else None
         check = await self._hasher.verify(
             password, None if active is None else active.password_hash

@@ -63,7 +63,7 @@ class TokenController(Controller):
                         runtime.keyring,
                         runtime.access_token_recorder,
                     ),
-                    users=UserService(session, runtime.hasher, reads=runtime.sessionmaker),
+                    users=UserService(session, runtime.hasher),
                     throttle=runtime.throttle,
                     scopes=runtime.settings.scopes,
                     settings=runtime.settings.tokens,
