@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -21,15 +21,23 @@ from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from portcullis_auth.db.models import AccessToken, utcnow
+from portcullis_auth.db.direct import DirectPostgres
+from portcullis_auth.db.models import utcnow
 from portcullis_auth.http.app import create_app
+from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
+from portcullis_auth.repositories.tokens import AccessTokenRecord
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.security.secrets import hash_secret
 from portcullis_auth.services.clients import ClientCache, ClientService
 from portcullis_auth.services.revocations import RevocationService
-from portcullis_auth.services.token_records import WRITERS, AccessTokenRecorder
+from portcullis_auth.services.token_records import (
+    WRITERS,
+    AccessTokenRecorder,
+    WriteBatch,
+    batch_writer,
+)
 from portcullis_auth.services.users import UserService
 from portcullis_auth.settings import AuthSettings
 from portcullis_shared.sql import create_engine, create_sessionmaker
@@ -208,10 +216,10 @@ async def test_concurrent_client_credentials_tokens_are_each_recorded(
     assert await _recorded_tokens(settings, client_id) == issued
 
 
-def _record(client_id: str) -> AccessToken:
+def _record(client_id: str) -> AccessTokenRecord:
     now = utcnow()
     jti = uuid.uuid4()
-    return AccessToken(
+    return AccessTokenRecord(
         jti=jti,
         sid=jti,
         client_id=client_id,
@@ -221,17 +229,30 @@ def _record(client_id: str) -> AccessToken:
         kid="k",
         created_at=now,
         expires_at=now + timedelta(minutes=15),
-        revoked_at=None,
     )
 
 
+@asynccontextmanager
+async def _batch_writer(url: str, direct: bool) -> AsyncIterator[WriteBatch]:
+    """The recorder's writes on Postgres (one statement a batch, on asyncpg), or as
+    SQLite makes them (one SQLAlchemy statement a record)."""
+    engine = create_engine(url)
+    database = DirectPostgres(engine, max_size=WRITERS) if direct else None
+    try:
+        yield batch_writer(engine, None if database is None else DirectTokenStatements(database))
+    finally:
+        if database is not None:
+            await database.close()
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("direct", [True, False], ids=["batch", "one-by-one"])
 async def test_the_recorder_writes_only_records_whose_client_version_holds(
-    seed: Seed, settings: AuthSettings
+    seed: Seed, settings: AuthSettings, direct: bool
 ) -> None:
     client_id, _ = await seed.client()
-    engine = create_engine(settings.database.url)
-    recorder = AccessTokenRecorder(engine)
-    try:
+    async with _batch_writer(settings.database.url, direct) as write_batch:
+        recorder = AccessTokenRecorder(write_batch)
         current, stale, unknown = _record(client_id), _record(client_id), _record("client_gone")
         written = await asyncio.wait_for(
             asyncio.gather(
@@ -239,64 +260,50 @@ async def test_the_recorder_writes_only_records_whose_client_version_holds(
             ),
             timeout=5,
         )
-    finally:
-        await engine.dispose()
 
     assert written == [True, False, False]
     assert await _recorded_tokens(settings, client_id) == {str(current.jti)}
 
 
-class _SlowToReleaseEngine:
-    """The real engine, but giving a connection back waits until every writer is doing
-    so (and a while longer)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self.releasing = 0
-        self.all_releasing = asyncio.Event()
-
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[AsyncConnection]:
-        async with self._engine.connect() as connection:
-            yield connection
-        self.releasing += 1
-        if self.releasing == WRITERS:
-            self.all_releasing.set()
-        await asyncio.sleep(1.0)
-
-
-async def test_a_record_added_while_every_writer_is_stopping_is_still_written(
+async def test_a_record_added_while_every_writer_is_busy_is_still_written(
     seed: Seed, settings: AuthSettings
 ) -> None:
     client_id, _ = await seed.client()
-    engine = create_engine(settings.database.url)
-    slow = _SlowToReleaseEngine(engine)
-    recorder = AccessTokenRecorder(slow)  # type: ignore[arg-type]
-    try:
-        first = asyncio.gather(*(recorder.record(_record(client_id), 1) for _ in range(WRITERS)))
-        await asyncio.wait_for(slow.all_releasing.wait(), timeout=5)
-        # Every writer has written and is giving its connection back: none will look
-        # for more work, so this record needs a writer of its own.
+    started = asyncio.Queue[None]()
+
+    async with _batch_writer(settings.database.url, direct=True) as write_batch:
+
+        async def slow_write(batch: Sequence[tuple[AccessTokenRecord, int]]) -> set[uuid.UUID]:
+            started.put_nowait(None)
+            written = await write_batch(batch)
+            await asyncio.sleep(0.5)  # a slow commit
+            return written
+
+        recorder = AccessTokenRecorder(slow_write)
+        first = []
+        for _ in range(WRITERS):  # one batch per writer
+            first.append(asyncio.create_task(recorder.record(_record(client_id), 1)))
+            await asyncio.wait_for(started.get(), timeout=5)
+        # No writer is free and none may start: a writer that finishes must look again.
         late = await asyncio.wait_for(recorder.record(_record(client_id), 1), timeout=5)
-        assert await first == [True] * WRITERS
-        await asyncio.sleep(1.1)  # let the writers finish before the engine goes
-    finally:
-        await engine.dispose()
+        assert await asyncio.gather(*first) == [True] * WRITERS
     assert late is True
 
 
-async def test_the_recorder_fails_every_waiting_request_when_the_database_does() -> None:
-    engine = create_engine("postgresql+asyncpg://postgres@127.0.0.1:9/unreachable")
-    recorder = AccessTokenRecorder(engine)
-    try:
+@pytest.mark.parametrize("direct", [True, False], ids=["batch", "one-by-one"])
+async def test_the_recorder_fails_every_waiting_request_when_the_database_does(
+    direct: bool,
+) -> None:
+    async with _batch_writer(
+        "postgresql+asyncpg://postgres@127.0.0.1:9/unreachable", direct
+    ) as write_batch:
+        recorder = AccessTokenRecorder(write_batch)
         results = await asyncio.wait_for(
             asyncio.gather(
                 *(recorder.record(_record("c"), 1) for _ in range(3)), return_exceptions=True
             ),
             timeout=10,
         )
-    finally:
-        await engine.dispose()
     assert all(isinstance(result, (DBAPIError, OSError)) for result in results), results
 
 
@@ -358,7 +365,9 @@ async def test_a_client_changing_under_every_attempt_gets_503_and_no_token(
     assert secret is not None
     attempts: list[int] = []
 
-    async def always_changed(_: AccessTokenRecorder, record: AccessToken, version: int) -> bool:
+    async def always_changed(
+        _: AccessTokenRecorder, record: AccessTokenRecord, version: int
+    ) -> bool:
         attempts.append(version)
         return False
 

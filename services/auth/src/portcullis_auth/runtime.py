@@ -11,8 +11,10 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from portcullis_auth.db.direct import DirectPostgres
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
 from portcullis_auth.revocation.publisher import (
     LocalRevocationFollower,
     MemoryRevocationSink,
@@ -27,7 +29,7 @@ from portcullis_auth.security.login_throttle import (
 )
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.services.clients import ClientCache
-from portcullis_auth.services.token_records import AccessTokenRecorder
+from portcullis_auth.services.token_records import AccessTokenRecorder, batch_writer
 from portcullis_auth.settings import AuthSettings
 from portcullis_shared.revocation import MemoryRevocationList
 from portcullis_shared.sql import create_engine, create_sessionmaker
@@ -57,6 +59,10 @@ class AuthRuntime:
     """Copies of client rows the token endpoint may authenticate against."""
     access_token_recorder: AccessTokenRecorder
     """Writes the records of client-credentials tokens in batches."""
+    direct_postgres: DirectPostgres | None
+    """Postgres only: the connections of the token endpoint's hottest statements."""
+    direct_tokens: DirectTokenStatements | None
+    """Postgres only: those statements (refresh rotation, batched records)."""
 
     @classmethod
     def create(
@@ -65,6 +71,8 @@ class AuthRuntime:
         """`local_revocations`: the in-process list to publish to when there is no Redis."""
         engine = create_engine(settings.database.url, pool_size=settings.database.pool_size)
         sessionmaker = create_sessionmaker(engine)
+        direct = DirectPostgres.for_engine(engine, max_size=settings.database.pool_size)
+        direct_tokens = None if direct is None else DirectTokenStatements(direct)
         redis = (
             Redis.from_url(
                 settings.redis.url,
@@ -105,7 +113,9 @@ class AuthRuntime:
             ),
             follower=None if publisher else LocalRevocationFollower(sessionmaker, local_sink),
             clients=ClientCache(sessionmaker),
-            access_token_recorder=AccessTokenRecorder(engine),
+            access_token_recorder=AccessTokenRecorder(batch_writer(engine, direct_tokens)),
+            direct_postgres=direct,
+            direct_tokens=direct_tokens,
         )
 
     async def background_tasks(self) -> list[Coroutine[Any, Any, None]]:
@@ -127,6 +137,8 @@ class AuthRuntime:
     async def close(self) -> None:
         if self.redis is not None:
             await self.redis.aclose()
+        if self.direct_postgres is not None:
+            await self.direct_postgres.close()
         await self.engine.dispose()
         self.hasher.close()
 

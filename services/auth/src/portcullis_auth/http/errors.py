@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from redis.exceptions import RedisError
@@ -99,6 +100,8 @@ EXCEPTION_HANDLERS = {
     OperationalError: unavailable_handler,
     DBAPIError: unavailable_handler,
     PoolTimeoutError: unavailable_handler,
+    asyncpg.PostgresError: unavailable_handler,  # Postgres's own statements (db/direct.py)
+    asyncpg.InterfaceError: unavailable_handler,
     OSError: unavailable_handler,
     RedisError: unavailable_handler,
     NoSigningKeyError: no_key_handler,

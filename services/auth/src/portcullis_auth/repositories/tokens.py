@@ -2,30 +2,49 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, cast
+from enum import Enum
+from typing import TYPE_CHECKING, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken, User
 
-_RECORD_COLUMNS = (
-    "jti",
-    "sid",
-    "client_id",
-    "user_id",
-    "scopes",
-    "audience",
-    "kid",
-    "created_at",
-    "expires_at",
-)
+if TYPE_CHECKING:
+    from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
 
 
+@dataclass(frozen=True, slots=True)
+class AccessTokenRecord:
+    """An access token's row, about to be written (cheaper to build than the ORM's)."""
+
+    jti: uuid.UUID
+    sid: uuid.UUID
+    client_id: str
+    user_id: uuid.UUID | None
+    scopes: list[str]
+    audience: str
+    kid: str
+    created_at: datetime
+    expires_at: datetime
+
+
+class Rotation(Enum):
+    """What became of an attempt to use a refresh token up."""
+
+    DONE = "done"
+    """Used up, its successor inserted and the new access token recorded."""
+    ALREADY_USED = "already used"
+    """Another request used it first."""
+    CLIENT_CHANGED = "client changed"
+    """The client's row changed since it was read: read it afresh."""
+
+
+_RECORD_COLUMNS = tuple(field.name for field in fields(AccessTokenRecord))
 _access_tokens = cast("Table", AccessToken.__table__)
 _clients = cast("Table", OAuthClient.__table__)
 
@@ -41,58 +60,21 @@ _RECORD_IF_CLIENT_UNCHANGED = insert(_access_tokens).from_select(
 )
 
 
-def record_params(
-    record: AccessToken, client_version: int, *, json_scopes: bool = False
-) -> dict[str, Any]:
-    """The bind parameters of an access-token record checked against its client's row;
-    `json_scopes` for the SQL-text statements, which take the scopes as JSON text."""
-    params = {name: getattr(record, name) for name in _RECORD_COLUMNS}
-    params["client_version"] = client_version
-    if json_scopes:
-        params["scopes"] = json.dumps(params["scopes"])
-    return params
-
-
-# Postgres: a batch of records in one statement, each kept only while its client's
-# row is unrevoked and at the version it was authenticated with.
-_RECORD_BATCH = text(
-    """
-    INSERT INTO access_tokens (jti, sid, client_id, user_id, scopes, audience, kid,
-                               created_at, expires_at)
-    SELECT t.jti, t.sid, t.client_id, t.user_id, t.scopes::json, t.audience, t.kid,
-           t.created_at, t.expires_at
-    FROM unnest(CAST(:jti AS uuid[]), CAST(:sid AS uuid[]), CAST(:client_id AS varchar[]),
-                CAST(:user_id AS uuid[]), CAST(:scopes AS text[]), CAST(:audience AS varchar[]),
-                CAST(:kid AS varchar[]), CAST(:created_at AS timestamptz[]),
-                CAST(:expires_at AS timestamptz[]), CAST(:client_version AS integer[]))
-         AS t(jti, sid, client_id, user_id, scopes, audience, kid, created_at, expires_at,
-              client_version)
-    JOIN oauth_clients AS c
-      ON c.id = t.client_id AND c.version = t.client_version AND c.revoked_at IS NULL
-    RETURNING access_tokens.jti
-    """
-)
-
-
 async def record_batch(
-    connection: AsyncConnection, batch: Sequence[tuple[AccessToken, int]]
+    connection: AsyncConnection, batch: Sequence[tuple[AccessTokenRecord, int]]
 ) -> set[uuid.UUID]:
-    """Record many access tokens, each only while its client's row is unrevoked and at
-    the version it was read at; the jtis recorded. Postgres: one statement;
-    elsewhere one per record."""
-    if connection.dialect.name != "postgresql":
-        written = set()
-        for record, version in batch:
-            written_one = await connection.execute(
-                _RECORD_IF_CLIENT_UNCHANGED, record_params(record, version)
-            )
-            if written_one.rowcount == 1:
-                written.add(record.jti)
-        return written
-    rows = [record_params(record, version, json_scopes=True) for record, version in batch]
-    columns = {name: [row[name] for row in rows] for name in rows[0]}
-    result = await connection.execute(_RECORD_BATCH, columns)
-    return set(result.scalars())
+    """Record access tokens one statement each, each only while its client's row is
+    unrevoked and at the version it was read at; the jtis recorded. On Postgres the
+    batch goes to `DirectTokenStatements.record_batch` instead (one statement)."""
+    written = set()
+    for record, version in batch:
+        params = {name: getattr(record, name) for name in _RECORD_COLUMNS}
+        result = await connection.execute(
+            _RECORD_IF_CLIENT_UNCHANGED, {**params, "client_version": version}
+        )
+        if result.rowcount == 1:
+            written.add(record.jti)
+    return written
 
 
 _FIND_REFRESH_TOKEN = (
@@ -102,42 +84,13 @@ _FIND_REFRESH_TOKEN = (
     .where(RefreshToken.token_hash == bindparam("token_hash"))
 )
 
-# Postgres: use a refresh token up, insert its successor and record the access token
-# issued with it, in one statement. `used` matches only an unused, unrevoked token;
-# `successor` only follows a `used` row; `record` only a successor, and only while
-# the client's row is unrevoked and at the version it was read at.
-_ROTATE_AND_RECORD = text(
-    """
-    WITH used AS (
-        UPDATE refresh_tokens SET used_at = CAST(:now AS timestamptz)
-        WHERE id = CAST(:old_id AS uuid) AND used_at IS NULL AND revoked_at IS NULL
-        RETURNING id, grant_id
-    ), successor AS (
-        INSERT INTO refresh_tokens (id, token_hash, grant_id, parent_id, created_at, expires_at)
-        SELECT CAST(:new_id AS uuid), CAST(:new_hash AS varchar), used.grant_id, used.id,
-               CAST(:now AS timestamptz), CAST(:new_expires_at AS timestamptz)
-        FROM used
-        RETURNING id
-    ), record AS (
-        INSERT INTO access_tokens (jti, sid, client_id, user_id, scopes, audience, kid,
-                                   created_at, expires_at)
-        SELECT CAST(:jti AS uuid), CAST(:sid AS uuid), c.id, CAST(:user_id AS uuid),
-               CAST(:scopes AS json), CAST(:audience AS varchar), CAST(:kid AS varchar),
-               CAST(:created_at AS timestamptz), CAST(:expires_at AS timestamptz)
-        FROM successor
-        JOIN oauth_clients AS c
-          ON c.id = CAST(:client_id AS varchar) AND c.version = CAST(:client_version AS integer)
-         AND c.revoked_at IS NULL
-        RETURNING jti
-    )
-    SELECT (SELECT count(*) FROM successor) AS rotated, (SELECT count(*) FROM record) AS recorded
-    """
-)
-
 
 class TokenRepository:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, direct: DirectTokenStatements | None = None) -> None:
+        """`direct`: on Postgres, where refresh tokens are found and rotated (each
+        statement on its own, outside `session`)."""
         self._session = session
+        self._direct = direct
 
     async def add_grant(self, grant: Grant) -> Grant:
         self._session.add(grant)
@@ -206,7 +159,7 @@ class TokenRepository:
         )
         return list(result.scalars())
 
-    async def add_access_token(self, record: AccessToken, client_version: int) -> bool:
+    async def add_access_token(self, record: AccessTokenRecord, client_version: int) -> bool:
         """Record an access token, but only while its client's row is unrevoked and still
         at `client_version`; False when it is not (nothing written)."""
         connection = await self._session.connection()
@@ -220,6 +173,8 @@ class TokenRepository:
         self, token_hash: str
     ) -> tuple[RefreshToken, Grant, User | None] | None:
         """The token with this hash, its grant, and the grant's user (None: a client's)."""
+        if self._direct is not None:
+            return await self._direct.find_refresh_token(token_hash)
         row = (
             await self._session.execute(_FIND_REFRESH_TOKEN, {"token_hash": token_hash})
         ).one_or_none()
@@ -232,35 +187,23 @@ class TokenRepository:
         return result.scalars().first()
 
     async def rotate_and_record(
-        self, old_id: uuid.UUID, successor: RefreshToken, record: AccessToken, client_version: int
-    ) -> tuple[bool, bool]:
+        self,
+        old_id: uuid.UUID,
+        successor: RefreshToken,
+        record: AccessTokenRecord,
+        client_version: int,
+    ) -> Rotation:
         """Mark `old_id` used, insert its successor and record the family's new access
-        token: (rotated, recorded).
+        token, only while the client's row is unrevoked and at `client_version`.
 
         The UPDATE matches only an unused, unrevoked token, so of N concurrent
-        rotations exactly one wins; the others match nothing and write nothing
-        (False, False). The record is written only while the client's row is
-        unrevoked and at `client_version`: (True, False) means the client changed,
-        and the caller must roll back. On Postgres it is all one statement (data-
-        modifying CTEs); SQLite has no such CTE but serialises writers, so there
-        the same steps run back to back in the transaction.
+        rotations exactly one wins; the others write nothing (ALREADY_USED). On
+        Postgres it is one statement that writes all or nothing. Elsewhere the
+        steps run in the session's transaction, which the caller must roll back on
+        CLIENT_CHANGED (SQLite serialises writers, so no other rotation interleaves).
         """
-        if self._session.get_bind().dialect.name == "postgresql":
-            params = record_params(record, client_version, json_scopes=True)
-            row = (
-                await self._session.execute(
-                    _ROTATE_AND_RECORD,
-                    {
-                        **params,
-                        "old_id": old_id,
-                        "now": successor.created_at,
-                        "new_id": successor.id,
-                        "new_hash": successor.token_hash,
-                        "new_expires_at": successor.expires_at,
-                    },
-                )
-            ).one()
-            return bool(row.rotated), bool(row.recorded)
+        if self._direct is not None:
+            return await self._direct.rotate_and_record(old_id, successor, record, client_version)
         mark_used = (
             update(RefreshToken)
             .where(
@@ -273,7 +216,7 @@ class TokenRepository:
         )
         used = (await self._session.execute(mark_used)).one_or_none()
         if used is None:
-            return False, False
+            return Rotation.ALREADY_USED
         await self._session.execute(
             insert(RefreshToken).values(
                 id=successor.id,
@@ -284,7 +227,9 @@ class TokenRepository:
                 parent_id=used.id,
             )
         )
-        return True, await self.add_access_token(record, client_version)
+        if await self.add_access_token(record, client_version):
+            return Rotation.DONE
+        return Rotation.CLIENT_CHANGED
 
     async def revoke_grant(self, grant_id: uuid.UUID, now: datetime) -> None:
         """Revoke a family: the grant, its refresh tokens and its access tokens."""

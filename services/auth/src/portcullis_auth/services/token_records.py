@@ -12,31 +12,50 @@ unchanged.
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from portcullis_auth.db.models import AccessToken
-from portcullis_auth.repositories.tokens import record_batch
+from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
+from portcullis_auth.repositories.tokens import AccessTokenRecord, record_batch
 
 MAX_BATCH = 500
 WRITERS = 4
 """Batches in flight at once: each commit waits for the disk, so one writer alone
 would cap issuance at one batch per fsync."""
 
-_Pending = tuple[AccessToken, int, "asyncio.Future[bool]"]
+WriteBatch = Callable[[Sequence[tuple[AccessTokenRecord, int]]], Awaitable[set[uuid.UUID]]]
+"""Writes (record, client version) pairs, each committed on its own; the jtis written."""
+
+_Pending = tuple[AccessTokenRecord, int, "asyncio.Future[bool]"]
+
+
+def batch_writer(engine: AsyncEngine, direct: DirectTokenStatements | None) -> WriteBatch:
+    """Postgres: one statement per batch. Elsewhere: one per record, each on an
+    autocommit connection of `engine`."""
+    if direct is not None:
+        return direct.record_batch
+
+    async def write(batch: Sequence[tuple[AccessTokenRecord, int]]) -> set[uuid.UUID]:
+        async with engine.connect() as connection:
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            return await record_batch(autocommit, batch)
+
+    return write
 
 
 class AccessTokenRecorder:
     """Writes access-token records for requests that write nothing else, in batches."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self, write_batch: WriteBatch) -> None:
+        self._write_batch = write_batch
         self._pending: list[_Pending] = []
         self._writing = 0
         """Writers that will still look at `_pending` before they stop."""
         self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak ones
 
-    async def record(self, record: AccessToken, client_version: int) -> bool:
+    async def record(self, record: AccessTokenRecord, client_version: int) -> bool:
         """Write `record` with the next batch; False when the client's row has changed
         since it was read at `client_version` (nothing written)."""
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -52,34 +71,25 @@ class AccessTokenRecorder:
         task.add_done_callback(self._tasks.discard)
 
     async def _write_pending(self) -> None:
-        counted = True
         try:
-            # One connection for as long as there is work; each batch is one statement,
-            # so it commits on its own (no BEGIN and COMMIT round trips).
-            async with self._engine.connect() as connection:
-                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-                while self._pending:
-                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                    await self._write(autocommit, batch)
-                # Stop counting before giving the connection back (which awaits): a
-                # record added from here on starts a writer of its own.
-                self._writing -= 1
-                counted = False
+            # Stops as soon as it finds nothing pending, with no await in between:
+            # a record added after that starts a writer of its own.
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                await self._write(batch)
         except BaseException as exc:  # no connection, a failed batch, or shut down
-            if counted:
-                # The database is unreachable or the connection broke: what waits
-                # fails now (503) rather than after every writer's timeout.
-                self._fail(self._pending, exc)
-                self._pending = []
+            # The database is unreachable or the connection broke: what waits fails
+            # now (503) rather than after every writer's timeout.
+            self._fail(self._pending, exc)
+            self._pending = []
             if not isinstance(exc, Exception):
                 raise
         finally:
-            if counted:
-                self._writing -= 1
+            self._writing -= 1
 
-    async def _write(self, connection: AsyncConnection, batch: list[_Pending]) -> None:
+    async def _write(self, batch: list[_Pending]) -> None:
         try:
-            jtis = await record_batch(connection, [(r, v) for r, v, _ in batch])
+            jtis = await self._write_batch([(r, v) for r, v, _ in batch])
         except BaseException as exc:  # a failure, or cancelled at shutdown
             self._fail(batch, exc)
             raise

@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portcullis_auth.db.models import AccessToken, Grant, OAuthClient, RefreshToken, User, utcnow
+from portcullis_auth.db.models import Grant, OAuthClient, RefreshToken, User, utcnow
 from portcullis_auth.keys.keyring import KeyRing
-from portcullis_auth.repositories.tokens import TokenRepository
+from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
+from portcullis_auth.repositories.tokens import AccessTokenRecord, Rotation, TokenRepository
 from portcullis_auth.security.secrets import generate_secret, hash_secret
 from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.services.token_records import AccessTokenRecorder
@@ -61,10 +62,11 @@ class TokenService:
         settings: TokenSettings,
         keyring: KeyRing,
         recorder: AccessTokenRecorder | None = None,
+        direct: DirectTokenStatements | None = None,
     ) -> None:
         """`recorder`: where tokens issued as a request's `only_write` are recorded
-        (else in `session`)."""
-        self._tokens = TokenRepository(session)
+        (else in `session`). `direct`: Postgres's statements for refresh tokens."""
+        self._tokens = TokenRepository(session, direct)
         self._settings = settings
         self._keyring = keyring
         self._recorder = recorder
@@ -106,7 +108,7 @@ class TokenService:
         audience: str,
         sid: uuid.UUID | None,
         ttl: int | None,
-    ) -> tuple[IssuedAccessToken, AccessToken]:
+    ) -> tuple[IssuedAccessToken, AccessTokenRecord]:
         """A signed access token and the record of it, not yet written."""
         key = await self._keyring.signing_key()
         now = utcnow()
@@ -128,7 +130,7 @@ class TokenService:
         token = IssuedAccessToken(
             token=key.sign_access_token(claims), jti=jti, expires_in=lifetime, scopes=scopes
         )
-        record = AccessToken(
+        record = AccessTokenRecord(
             jti=jti,
             sid=sid,
             client_id=client.id,
@@ -138,7 +140,6 @@ class TokenService:
             kid=key.kid,
             created_at=now,
             expires_at=datetime.fromtimestamp(issued_at + lifetime, UTC),  # == exp
-            revoked_at=None,
         )
         return token, record
 
@@ -191,13 +192,11 @@ class TokenService:
         `ClientChangedError` when the client's row changed since it was read."""
         access, record = await self._sign(client, user, scopes, audience, grant.id, None)
         refresh_token, successor = self._new_refresh_token(grant, record.created_at)
-        rotated, recorded = await self._tokens.rotate_and_record(
-            token.id, successor, record, client.version
-        )
-        if not rotated:
-            return None
-        if not recorded:
+        rotation = await self._tokens.rotate_and_record(token.id, successor, record, client.version)
+        if rotation is Rotation.CLIENT_CHANGED:
             raise ClientChangedError(client.id)
+        if rotation is Rotation.ALREADY_USED:
+            return None
         return access, refresh_token
 
     async def successor_is_unused(self, token: RefreshToken) -> bool:

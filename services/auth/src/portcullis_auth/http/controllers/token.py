@@ -62,6 +62,7 @@ class TokenController(Controller):
                         runtime.settings.tokens,
                         runtime.keyring,
                         runtime.access_token_recorder,
+                        runtime.direct_tokens,
                     ),
                     users=UserService(session, runtime.hasher),
                     throttle=runtime.throttle,
