@@ -49,15 +49,26 @@ class DirectPostgres:
         return cls(engine, max_size) if engine.dialect.name == "postgresql" else None
 
     async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
-        pool = self._pool or await self._open()
-        async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+        pool, connection = await self._acquire()
+        try:
             return await connection.fetchrow(sql, *args)
+        finally:
+            await pool.release(connection)
 
     async def fetchcolumn(self, sql: str, *args: object) -> list[Any]:
         """The first column of every row."""
-        pool = self._pool or await self._open()
-        async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as connection:
+        pool, connection = await self._acquire()
+        try:
             return [row[0] for row in await connection.fetch(sql, *args)]
+        finally:
+            await pool.release(connection)
+
+    async def _acquire(self) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+        pool = self._pool or await self._open()
+        # asyncio.timeout rather than acquire(timeout=...), whose wait_for costs a task
+        # per statement. Past it: TimeoutError, answered 503.
+        async with asyncio.timeout(ACQUIRE_TIMEOUT):
+            return pool, await pool.acquire()
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:

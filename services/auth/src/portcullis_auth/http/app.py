@@ -18,7 +18,7 @@ from portcullis_auth.http.controllers.personal_access import (
     PersonalAccessTokenController,
 )
 from portcullis_auth.http.controllers.revocation import RevocationController
-from portcullis_auth.http.controllers.token import TokenController
+from portcullis_auth.http.controllers.token import token_endpoint
 from portcullis_auth.http.controllers.well_known import WellKnownController
 from portcullis_auth.http.cors import PersonalAccessCORS
 from portcullis_auth.http.errors import EXCEPTION_HANDLERS
@@ -72,7 +72,7 @@ def create_app(
 
     return Litestar(
         route_handlers=[
-            TokenController,
+            token_endpoint,
             RevocationController,
             PersonalAccessTokenController,
             LogoutController,
