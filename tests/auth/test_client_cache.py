@@ -24,8 +24,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.direct import DirectPostgres
-from portcullis_auth.db.models import utcnow
+from portcullis_auth.db.models import OAuthClient, utcnow
 from portcullis_auth.http.app import create_app
+from portcullis_auth.repositories.clients import ClientRepository
 from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
 from portcullis_auth.repositories.tokens import AccessTokenRecord
 from portcullis_auth.security.passwords import PasswordHasher
@@ -330,6 +331,73 @@ async def test_copies_expire_and_the_oldest_read_goes_first(
     clock[0] += 5
     assert cache.cached(b) is None
     assert cache.cached(c) is None
+
+
+class _CountedReads:
+    """ClientRepository.get, counted, each read held until `release` is set."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.release = asyncio.Event()
+        real = ClientRepository.get
+
+        async def get(repository: ClientRepository, client_id: str) -> OAuthClient | None:
+            self.count += 1
+            await self.release.wait()
+            return await real(repository, client_id)
+
+        monkeypatch.setattr(ClientRepository, "get", get)
+
+
+async def test_an_expired_copy_under_load_is_read_once(
+    seed: Seed, settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id, _ = await seed.client()
+    reads = _CountedReads(monkeypatch)
+    engine = create_engine(settings.database.url)
+    cache = ClientCache(create_sessionmaker(engine))
+    try:
+        waiting = asyncio.gather(*(cache.read(client_id) for _ in range(20)))
+        await asyncio.sleep(0.05)
+        reads.release.set()
+        copies = await asyncio.wait_for(waiting, timeout=5)
+        assert reads.count == 1
+        assert {copy.id for copy in copies if copy is not None} == {client_id}
+        # A read that must not predate the request (a secret that failed) reads again.
+        await cache.read(client_id, join=False)
+        assert reads.count == 2
+    finally:
+        await engine.dispose()
+
+
+async def test_a_read_under_way_when_a_copy_is_forgotten_is_not_kept(
+    seed: Seed, settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The token endpoint forgets a copy when its client changed under a request: a
+    read begun before that must not put an old copy back, nor serve the retry."""
+    client_id, _ = await seed.client()
+    reads = _CountedReads(monkeypatch)
+    engine = create_engine(settings.database.url)
+    cache = ClientCache(create_sessionmaker(engine))
+    try:
+        before = asyncio.create_task(cache.read(client_id))
+        await asyncio.sleep(0.05)
+        cache.forget(client_id)
+        after = asyncio.create_task(cache.read(client_id))
+        await asyncio.sleep(0.05)
+        assert reads.count == 2  # the read after forget did not join the one before
+        reads.release.set()
+        await asyncio.wait_for(asyncio.gather(before, after), timeout=5)
+        assert cache.cached(client_id) is not None  # the newer read's copy
+        reads.release.clear()
+        stale = asyncio.create_task(cache.read(client_id))
+        await asyncio.sleep(0.05)
+        cache.forget(client_id)
+        reads.release.set()
+        await asyncio.wait_for(stale, timeout=5)
+        assert cache.cached(client_id) is None
+    finally:
+        await engine.dispose()
 
 
 async def test_a_cold_cache_under_load_does_not_starve_the_record_writers(

@@ -10,7 +10,16 @@ import logging
 
 logger = logging.getLogger("portcullis.events")
 
+_THIS_FILE = __file__
+
 
 def emit(event: str, level: int = logging.INFO, **fields: object) -> None:
+    if not logger.isEnabledFor(level):
+        return
     rendered = " ".join(f"{key}={value}" for key, value in fields.items() if value is not None)
-    logger.log(level, "event=%s %s", event, rendered)
+    # The record is made here rather than by `logger.log`, which walks the stack to
+    # find its caller on every call: one line per token, and the caller is always this.
+    record = logger.makeRecord(
+        logger.name, level, _THIS_FILE, 0, "event=%s %s", (event, rendered), None, "emit"
+    )
+    logger.handle(record)

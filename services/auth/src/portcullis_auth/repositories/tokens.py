@@ -33,6 +33,16 @@ class AccessTokenRecord:
     expires_at: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRecord:
+    """A new refresh token's row, about to be written (its grant's comes with it)."""
+
+    id: uuid.UUID
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+
+
 class Rotation(Enum):
     """What became of an attempt to use a refresh token up."""
 
@@ -165,9 +175,16 @@ class TokenRepository:
         connection = await self._session.connection()
         return record.jti in await record_batch(connection, [(record, client_version)])
 
-    async def add_refresh_token(self, token: RefreshToken) -> None:
-        self._session.add(token)
-        await self._session.flush()
+    async def add_refresh_token(self, token: RefreshTokenRecord, grant_id: uuid.UUID) -> None:
+        await self._session.execute(
+            insert(RefreshToken).values(
+                id=token.id,
+                token_hash=token.token_hash,
+                grant_id=grant_id,
+                created_at=token.created_at,
+                expires_at=token.expires_at,
+            )
+        )
 
     async def find_refresh_token(
         self, token_hash: str
@@ -189,7 +206,7 @@ class TokenRepository:
     async def rotate_and_record(
         self,
         old_id: uuid.UUID,
-        successor: RefreshToken,
+        successor: RefreshTokenRecord,
         record: AccessTokenRecord,
         client_version: int,
     ) -> Rotation:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -149,12 +150,14 @@ class ClientService:
         if cache is None:
             return _proven(await self._clients.get(credentials.client_id), credentials)
         cached = cache.cached(credentials.client_id)
-        if cached is not None:
-            try:
-                return _proven(cached, credentials)
-            except InvalidClientError:
-                pass  # perhaps a new secret: read the row again
-        return _proven(await cache.read(credentials.client_id), credentials)
+        if cached is None:
+            return _proven(await cache.read(credentials.client_id), credentials)
+        try:
+            return _proven(cached, credentials)
+        except InvalidClientError:
+            # Perhaps a new secret: read the row again, in a read begun after this
+            # request was (one already under way may predate the change).
+            return _proven(await cache.read(credentials.client_id, join=False), credentials)
 
 
 def _proven(client: OAuthClient | None, credentials: ClientCredentials) -> OAuthClient:
@@ -197,6 +200,9 @@ class ClientCache:
         self._ttl = ttl
         self._max_entries = max_entries
         self._entries: OrderedDict[str, tuple[float, OAuthClient]] = OrderedDict()
+        self._reading: dict[str, asyncio.Task[OAuthClient | None]] = {}
+        """The newest read of each row under way."""
+        self._tasks: set[asyncio.Task[OAuthClient | None]] = set()
 
     def cached(self, client_id: str) -> OAuthClient | None:
         """The copy read less than `ttl` ago, if any."""
@@ -209,16 +215,40 @@ class ClientCache:
             return None
         return client
 
-    async def read(self, client_id: str) -> OAuthClient | None:
-        """The row as it is now (None if there is none), kept as the new copy."""
-        async with self._sessionmaker() as session:
-            client = await ClientRepository(session).get(client_id)
-        self._entries.pop(client_id, None)
-        if client is not None:
-            self._entries[client_id] = (time.monotonic(), client)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)  # the oldest read
+    async def read(self, client_id: str, *, join: bool = True) -> OAuthClient | None:
+        """The row as it is now (None if there is none), kept as the new copy.
+
+        `join`: share a read of the row already under way, so that a copy expiring
+        under load costs one read, not one per waiting request. Without it a read
+        of its own begins, which later ones join."""
+        reading = self._reading.get(client_id)
+        if not join or reading is None:
+            reading = asyncio.create_task(self._read(client_id))
+            self._reading[client_id] = reading
+            self._tasks.add(reading)  # held: the loop keeps only weak references
+            reading.add_done_callback(self._tasks.discard)
+        # Shielded: a request that gives up does not cancel the read the others wait for.
+        return await asyncio.shield(reading)
+
+    async def _read(self, client_id: str) -> OAuthClient | None:
+        this_read = asyncio.current_task()
+        try:
+            async with self._sessionmaker() as session:
+                client = await ClientRepository(session).get(client_id)
+        finally:
+            # Only the newest read, with nothing forgotten since it began, is kept.
+            newest = self._reading.get(client_id) is this_read
+            if newest:
+                del self._reading[client_id]
+        if newest:
+            self._entries.pop(client_id, None)
+            if client is not None:
+                self._entries[client_id] = (time.monotonic(), client)
+                while len(self._entries) > self._max_entries:
+                    self._entries.popitem(last=False)  # the oldest read
         return client
 
     def forget(self, client_id: str) -> None:
+        """Drop the copy, and any read under way: the next read begins afresh."""
         self._entries.pop(client_id, None)
+        self._reading.pop(client_id, None)

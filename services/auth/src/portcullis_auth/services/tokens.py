@@ -11,7 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portcullis_auth.db.models import Grant, OAuthClient, RefreshToken, User, utcnow
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
-from portcullis_auth.repositories.tokens import AccessTokenRecord, Rotation, TokenRepository
+from portcullis_auth.repositories.tokens import (
+    AccessTokenRecord,
+    RefreshTokenRecord,
+    Rotation,
+    TokenRepository,
+)
 from portcullis_auth.security.secrets import generate_secret, hash_secret
 from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.services.token_records import AccessTokenRecorder
@@ -168,7 +173,7 @@ class TokenService:
             )
         )
         refresh_token, row = self._new_refresh_token(grant, now)
-        await self._tokens.add_refresh_token(row)
+        await self._tokens.add_refresh_token(row, grant.id)
         return grant, refresh_token
 
     async def find_refresh_token(
@@ -203,18 +208,12 @@ class TokenService:
         child = await self._tokens.find_child(token.id)
         return child is not None and child.used_at is None and child.revoked_at is None
 
-    def _new_refresh_token(self, grant: Grant, now: datetime) -> tuple[str, RefreshToken]:
+    def _new_refresh_token(self, grant: Grant, now: datetime) -> tuple[str, RefreshTokenRecord]:
         token = generate_secret()
         expires_at = min(
             now + timedelta(seconds=self._settings.refresh_token_ttl), grant.expires_at
         )
-        row = RefreshToken(
-            id=uuid.uuid4(),
-            token_hash=hash_secret(token),
-            grant_id=grant.id,
-            created_at=now,
-            expires_at=expires_at,
-            used_at=None,
-            revoked_at=None,
+        row = RefreshTokenRecord(
+            id=uuid.uuid4(), token_hash=hash_secret(token), created_at=now, expires_at=expires_at
         )
         return token, row
