@@ -27,7 +27,6 @@ from portcullis_auth.db.direct import DirectPostgres
 from portcullis_auth.db.models import OAuthClient, utcnow
 from portcullis_auth.http.app import create_app
 from portcullis_auth.repositories.clients import ClientRepository
-from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
 from portcullis_auth.repositories.tokens import AccessTokenRecord
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.security.secrets import hash_secret
@@ -240,7 +239,7 @@ async def _batch_writer(url: str, direct: bool) -> AsyncIterator[WriteBatch]:
     engine = create_engine(url)
     database = DirectPostgres(engine, max_size=WRITERS) if direct else None
     try:
-        yield batch_writer(engine, None if database is None else DirectTokenStatements(database))
+        yield batch_writer(engine, database)
     finally:
         if database is not None:
             await database.close()

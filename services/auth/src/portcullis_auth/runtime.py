@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from portcullis_auth.db.direct import DirectPostgres
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.keys.sealing import KeySealer
-from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
 from portcullis_auth.revocation.publisher import (
     LocalRevocationFollower,
     MemoryRevocationSink,
@@ -32,7 +31,7 @@ from portcullis_auth.services.clients import ClientCache
 from portcullis_auth.services.token_records import AccessTokenRecorder, batch_writer
 from portcullis_auth.settings import AuthSettings
 from portcullis_shared.revocation import MemoryRevocationList
-from portcullis_shared.sql import create_engine, create_sessionmaker
+from portcullis_shared.sql import SessionsIfUsed, create_engine, create_sessionmaker
 from portcullis_shared.verifier import TokenVerifier
 
 logger = logging.getLogger("portcullis.auth")
@@ -59,10 +58,11 @@ class AuthRuntime:
     """Copies of client rows the token endpoint may authenticate against."""
     access_token_recorder: AccessTokenRecorder
     """Writes the records of client-credentials tokens in batches."""
+    request_sessions: SessionsIfUsed
+    """The token endpoint's sessions, which most of its requests never use."""
     direct_postgres: DirectPostgres | None
-    """Postgres only: the connections of the token endpoint's hottest statements."""
-    direct_tokens: DirectTokenStatements | None
-    """Postgres only: those statements (refresh rotation, batched records)."""
+    """Postgres only: connections for the token endpoint's hottest statements
+    (`repositories/direct_tokens.py`)."""
 
     @classmethod
     def create(
@@ -72,7 +72,6 @@ class AuthRuntime:
         engine = create_engine(settings.database.url, pool_size=settings.database.pool_size)
         sessionmaker = create_sessionmaker(engine)
         direct = DirectPostgres.for_engine(engine, max_size=settings.database.pool_size)
-        direct_tokens = None if direct is None else DirectTokenStatements(direct)
         redis = (
             Redis.from_url(
                 settings.redis.url,
@@ -113,9 +112,9 @@ class AuthRuntime:
             ),
             follower=None if publisher else LocalRevocationFollower(sessionmaker, local_sink),
             clients=ClientCache(sessionmaker),
-            access_token_recorder=AccessTokenRecorder(batch_writer(engine, direct_tokens)),
+            access_token_recorder=AccessTokenRecorder(batch_writer(engine, direct)),
+            request_sessions=SessionsIfUsed(sessionmaker),
             direct_postgres=direct,
-            direct_tokens=direct_tokens,
         )
 
     async def background_tasks(self) -> list[Coroutine[Any, Any, None]]:

@@ -41,6 +41,8 @@ class DirectPostgres:
         self._connect_kwargs: dict[str, Any] = dict(connect_kwargs)
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
+        self._lent = 0
+        """Connections acquired and not yet released."""
         self._opening = asyncio.Lock()
 
     @classmethod
@@ -48,29 +50,28 @@ class DirectPostgres:
         """One for a Postgres engine; None for any other database."""
         return cls(engine, max_size) if engine.dialect.name == "postgresql" else None
 
-    async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
-        pool, connection = await self._acquire()
-        try:
-            return await connection.fetchrow(sql, *args)
-        finally:
-            await pool.release(connection)
+    def connection(self) -> DirectConnection:
+        """A connection for one request's statements (`async with`)."""
+        return DirectConnection(self)
 
-    async def fetchcolumn(self, sql: str, *args: object) -> list[Any]:
-        """The first column of every row."""
-        pool, connection = await self._acquire()
-        try:
-            return [row[0] for row in await connection.fetch(sql, *args)]
-        finally:
-            await pool.release(connection)
-
-    async def _acquire(self) -> tuple[asyncpg.Pool, asyncpg.Connection]:
+    async def acquire(self) -> asyncpg.Connection:
         pool = self._pool or await self._open()
-        if pool.get_idle_size():
-            return pool, await pool.acquire()  # one is free: there is no wait to bound
-        # asyncio.timeout rather than acquire(timeout=...), whose wait_for costs a task.
-        # Past it: TimeoutError, answered 503.
-        async with asyncio.timeout(ACQUIRE_TIMEOUT):
-            return pool, await pool.acquire()
+        if self._lent < self._max_size:
+            # A connection is free (or may be opened, within CONNECT_TIMEOUT): there
+            # is no wait to bound.
+            connection = await pool.acquire()
+        else:
+            # asyncio.timeout rather than acquire(timeout=...), whose wait_for costs a
+            # task. Past it: TimeoutError, answered 503.
+            async with asyncio.timeout(ACQUIRE_TIMEOUT):
+                connection = await pool.acquire()
+        self._lent += 1
+        return connection
+
+    async def release(self, connection: asyncpg.Connection) -> None:
+        assert self._pool is not None  # it came from the pool
+        self._lent -= 1
+        await self._pool.release(connection)
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:
@@ -91,3 +92,36 @@ class DirectPostgres:
     async def close(self) -> None:
         if self._pool is not None:
             await self._pool.close()
+
+
+class DirectConnection:
+    """One request's statements on one pooled connection, taken at the first
+    statement and given back at the end of `async with`. Each statement commits
+    on its own; nothing is held open between them but the connection."""
+
+    __slots__ = ("_connection", "_database")
+
+    def __init__(self, database: DirectPostgres) -> None:
+        self._database = database
+        self._connection: asyncpg.Connection | None = None
+
+    async def __aenter__(self) -> DirectConnection:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await self._database.release(connection)
+
+    async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
+        connection = self._connection or await self._take()
+        return await connection.fetchrow(sql, *args)
+
+    async def fetchcolumn(self, sql: str, *args: object) -> list[Any]:
+        """The first column of every row."""
+        connection = self._connection or await self._take()
+        return [row[0] for row in await connection.fetch(sql, *args)]
+
+    async def _take(self) -> asyncpg.Connection:
+        self._connection = await self._database.acquire()
+        return self._connection

@@ -18,7 +18,7 @@ from sqlalchemy import JSON, Table
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.instrumentation import manager_of_class
 
-from portcullis_auth.db.direct import DirectPostgres
+from portcullis_auth.db.direct import DirectConnection
 from portcullis_auth.db.models import Base, Grant, RefreshToken, User
 from portcullis_auth.repositories.tokens import AccessTokenRecord, RefreshTokenRecord, Rotation
 
@@ -106,10 +106,12 @@ def _load(model: type[_Model], columns: tuple[list[str], list[bool]], values: An
     return instance
 
 
+configure_mappers()  # `_load` needs the models' attributes set up
+
+
 class DirectTokenStatements:
-    def __init__(self, database: DirectPostgres) -> None:
-        self._database = database
-        configure_mappers()  # `_load` needs the models' attributes set up
+    def __init__(self, connection: DirectConnection) -> None:
+        self._database = connection
 
     async def find_refresh_token(
         self, token_hash: str

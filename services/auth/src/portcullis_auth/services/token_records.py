@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from portcullis_auth.db.direct import DirectPostgres
 from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
 from portcullis_auth.repositories.tokens import AccessTokenRecord, record_batch
 
@@ -31,11 +32,16 @@ WriteBatch = Callable[[Sequence[tuple[AccessTokenRecord, int]]], Awaitable[set[u
 _Pending = tuple[AccessTokenRecord, int, "asyncio.Future[bool]"]
 
 
-def batch_writer(engine: AsyncEngine, direct: DirectTokenStatements | None) -> WriteBatch:
+def batch_writer(engine: AsyncEngine, direct: DirectPostgres | None) -> WriteBatch:
     """Postgres: one statement per batch. Elsewhere: one per record, each on an
     autocommit connection of `engine`."""
     if direct is not None:
-        return direct.record_batch
+
+        async def write_at_once(batch: Sequence[tuple[AccessTokenRecord, int]]) -> set[uuid.UUID]:
+            async with direct.connection() as connection:
+                return await DirectTokenStatements(connection).record_batch(batch)
+
+        return write_at_once
 
     async def write(batch: Sequence[tuple[AccessTokenRecord, int]]) -> set[uuid.UUID]:
         async with engine.connect() as connection:

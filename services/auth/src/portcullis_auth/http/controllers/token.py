@@ -8,23 +8,26 @@ else and answered by the app's exception handlers (`http/errors.py`).
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, nullcontext
+
 import msgspec
 from litestar import Litestar, asgi
 from litestar.exceptions import HTTPException, MethodNotAllowedException
 from litestar.types import HTTPScope, Receive, Send
 
+from portcullis_auth.db.direct import DirectConnection
 from portcullis_auth.http.errors import NO_STORE
 from portcullis_auth.http.publishing import publish_quietly
 from portcullis_auth.oauth2.errors import OAuth2Error, TemporarilyUnavailableError
 from portcullis_auth.oauth2.grants.base import GrantContext
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.token_endpoint import handle_token_request
+from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
 from portcullis_auth.runtime import AuthRuntime, runtime_of
 from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.tokens import ClientChangedError, TokenResponse, TokenService
 from portcullis_auth.services.users import UserService
 from portcullis_shared.client_ip import client_ip
-from portcullis_shared.sql import session_if_used
 
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
 """A token request is a handful of short parameters."""
@@ -76,14 +79,17 @@ async def token_endpoint(scope: HTTPScope, receive: Receive, send: Send) -> None
 async def issue(runtime: AuthRuntime, token_request: TokenRequest) -> TokenResponse:
     """Run the request's grant: a token response, committed, or an OAuth2Error."""
     for _ in range(CLIENT_READS):
-        async with session_if_used(runtime.sessionmaker) as session:
+        async with (
+            runtime.request_sessions() as session,
+            _direct_connection(runtime) as direct,
+        ):
             context = GrantContext(
                 tokens=TokenService(
                     session,
                     runtime.settings.tokens,
                     runtime.keyring,
                     runtime.access_token_recorder,
-                    runtime.direct_tokens,
+                    None if direct is None else DirectTokenStatements(direct),
                 ),
                 users=UserService(session, runtime.hasher),
                 throttle=runtime.throttle,
@@ -109,6 +115,15 @@ async def issue(runtime: AuthRuntime, token_request: TokenRequest) -> TokenRespo
                 await session.commit()
             return result
     raise TemporarilyUnavailableError()  # the client keeps changing under us
+
+
+def _direct_connection(
+    runtime: AuthRuntime,
+) -> AbstractAsyncContextManager[DirectConnection | None]:
+    """Postgres: one connection for the request's direct statements (a refresh's find
+    and rotation), taken only if it makes one."""
+    database = runtime.direct_postgres
+    return nullcontext() if database is None else database.connection()
 
 
 def _headers(scope: HTTPScope) -> dict[bytes, bytes]:
