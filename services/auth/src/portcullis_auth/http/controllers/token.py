@@ -137,13 +137,12 @@ def _headers(scope: HTTPScope) -> dict[bytes, bytes]:
 async def _read_body(receive: Receive, content_length: bytes | None) -> bytes:
     """The whole body, refused (413) past MAX_TOKEN_REQUEST_BYTES whether or not it
     announced its length."""
-    too_large = HTTPException(status_code=413, detail="the request body is too large")
     if (
         content_length
         and content_length.isdigit()
         and int(content_length) > MAX_TOKEN_REQUEST_BYTES
     ):
-        raise too_large
+        raise _too_large()
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -153,7 +152,11 @@ async def _read_body(receive: Receive, content_length: bytes | None) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > MAX_TOKEN_REQUEST_BYTES:
-            raise too_large
+            raise _too_large()
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _too_large() -> HTTPException:
+    return HTTPException(status_code=413, detail="the request body is too large")
