@@ -1,8 +1,8 @@
 """`make bench`: what a token costs, each figure beside its baseline from the same run.
 
 Starts both services as production runs them (Postgres, Redis, one uvicorn
-worker each, production settings but pools of 12 database connections so that six
-services fit in Postgres's default limit), the servers pinned to core 0 and the load
+worker each, production settings; the posts services with pools of 12 database
+connections so that six services fit in Postgres's default limit), the servers pinned to core 0 and the load
 generators (wrk, and an asyncio driver for refresh chains) to core 1; raw signing
 (with the service's own signer) and argon2 rates are measured on core 0 while the
 servers idle. Prints
@@ -67,8 +67,9 @@ MACHINE_CLIENT = (
 )
 SYNCED = r"revocation filter synced: (\d+) entries read in ([\d.]+) s"
 POOL_SIZE = 12
-"""Database connections per service (plus half again at peaks): six services must fit in
-Postgres's default 100 connections."""
+"""Database connections per posts service (plus half again at peaks): with the two auth
+services, at their default of 20 (30 at most), all six must fit in Postgres's default
+100 connections."""
 DATABASE_URL = os.environ.get(
     "PORTCULLIS_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 )
@@ -396,7 +397,6 @@ class Bench:
             "PORTCULLIS_REDIS_PREFIX": self.prefix,
             "PORTCULLIS_SECRET_KEY": secrets.token_hex(32),
             "PORTCULLIS_PORT": str(self.auth_port),
-            "PORTCULLIS_DATABASE_POOL_SIZE": str(POOL_SIZE),
         }
         self.posts_env = {
             **base,
@@ -829,7 +829,7 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
             "duration_s": DURATION,
             "runs": RUNS,
             "connections": CONNECTIONS,
-            "database_pool_size": POOL_SIZE,
+            "posts_database_pool_size": POOL_SIZE,
         },
     }
 

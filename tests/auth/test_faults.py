@@ -15,6 +15,7 @@ from portcullis_auth.http.app import create_app
 from portcullis_auth.revocation.publisher import RedisPolicyError
 from portcullis_auth.settings import AuthSettings
 from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, basic_auth
+from tests.auth.helpers import USER_EMAIL
 from tests.infrastructure import drop_database
 from tests.integration.processes import free_port
 
@@ -57,6 +58,33 @@ async def test_database_down_gives_503_and_jwks_is_still_served(
     assert jwks.json() == jwks_before.json()
     ready = await http.get("/readyz")
     assert ready.status_code == 503
+
+
+async def test_database_down_gives_503_to_a_refresh(
+    http: AsyncTestClient[Litestar], seed: Seed, postgres_url: str, database_url: str
+) -> None:
+    """A refresh's statements run on connections of their own (not the session's):
+    their failure is a 503 too, never a 500."""
+    await seed.user()
+    client_id, secret = await seed.client()
+    assert secret is not None
+    login = await http.post(
+        "/oauth/token",
+        data={"grant_type": "password", "username": USER_EMAIL, "password": USER_PASSWORD},
+        headers=basic_auth(client_id, secret),
+    )
+    assert login.status_code == 200, login.text
+
+    await drop_database(postgres_url, database_url.rsplit("/", 1)[1])
+
+    response = await http.post(
+        "/oauth/token",
+        data={"grant_type": "refresh_token", "refresh_token": login.json()["refresh_token"]},
+        headers=basic_auth(client_id, secret),
+    )
+    assert response.status_code == 503, response.text
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "access_token" not in response.text
 
 
 async def test_redis_down_fails_password_grant_closed(settings: AuthSettings, seed: Seed) -> None:

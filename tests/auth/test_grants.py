@@ -11,11 +11,13 @@ import ipaddress
 import json
 import re
 import statistics
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
@@ -146,6 +148,45 @@ async def test_repeat_after_the_successor_was_used_revokes_the_family(
     after = await refresh_grant(http, client_id, secret, third["refresh_token"])
     assert_oauth_error(after, 400, "invalid_grant")
     _assert_family_revoked(await _family_rows(settings, sid), access_tokens=3)
+
+
+async def test_a_refresh_racing_a_family_revocation_waits_for_it_and_mints_nothing(
+    http: AsyncTestClient[Litestar], seed: Seed, settings: AuthSettings
+) -> None:
+    """The revocation's count of the family's tokens must include any minted in the same
+    instant: a rotation waits for a revocation under way, then finds the family gone."""
+    await seed.user()
+    client_id, secret = await _confidential_client(seed)
+    login = await _login(http, client_id, secret)
+    sid = uuid.UUID(unverified_claims(login["access_token"])["sid"])
+    revoking = threading.Event()
+    committed_at: list[float] = []
+
+    async def revoke() -> None:  # in a thread of its own: the test client blocks this loop
+        url = settings.database.url.replace("postgresql+asyncpg", "postgresql")
+        connection = await asyncpg.connect(url)
+        try:
+            async with connection.transaction():
+                await connection.execute("UPDATE grants SET revoked_at = now() WHERE id = $1", sid)
+                revoking.set()
+                await asyncio.sleep(1.5)
+                committed_at.append(time.monotonic())
+        finally:
+            await connection.close()
+
+    revoker = threading.Thread(target=asyncio.run, args=(revoke(),))
+    revoker.start()
+    try:
+        assert await asyncio.to_thread(revoking.wait, 10)
+        answer = await refresh_grant(http, client_id, secret, login["refresh_token"])
+        answered_at = time.monotonic()
+    finally:
+        revoker.join()
+
+    assert answered_at > committed_at[0], "rotated while the family was being revoked"
+    assert_oauth_error(answer, 400, "invalid_grant")
+    minted = await query(settings, "SELECT jti FROM access_tokens WHERE sid = :sid", sid=sid)
+    assert len(minted) == 1  # the login's
 
 
 async def test_repeat_outside_the_grace_window_revokes_the_family(
@@ -638,6 +679,31 @@ class TestTrustedProxy:
         # Behind the same proxy, another client address has its own count.
         other = await attempt("198.51.100.7", USER_PASSWORD)
         assert other.status_code == 200, other.text
+
+    async def test_a_forged_x_forwarded_for_line_before_the_proxys_own_is_not_believed(
+        self, proxied: AsyncTestClient[ASGIApp], seed: Seed
+    ) -> None:
+        """A proxy that adds its own X-Forwarded-For line (rather than appending to the
+        client's) leaves the client's forgery first: the lines are one list (RFC 9110
+        §5.3), read from the right."""
+        await seed.user()
+        client_id, secret = await _confidential_client(seed)
+
+        async def attempt(forged: str, password: str) -> httpx.Response:
+            return await proxied.post(
+                TOKEN_URL,
+                data={"grant_type": "password", "username": USER_EMAIL, "password": password},
+                headers=[
+                    *basic_auth(client_id, secret).items(),
+                    ("X-Forwarded-For", forged),
+                    ("X-Forwarded-For", "203.0.113.9"),  # the proxy's line
+                ],
+            )
+
+        for index in range(3):
+            wrong = await attempt(f"198.51.100.{index}", "wrong")
+            assert_oauth_error(wrong, 400, "invalid_grant")
+        assert (await attempt("198.51.100.77", USER_PASSWORD)).status_code == 429
 
 
 TRUSTED = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))

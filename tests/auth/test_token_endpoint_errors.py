@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -150,13 +151,35 @@ async def test_huge_chunked_body_without_content_length_is_413_json(
 ) -> None:
     """Streamed straight into the started app: the test client cannot send a chunked body."""
     chunks = [b"grant_type=client_credentials&pad="] + [b"x" * 1024] * 40
-    messages: list[Message] = []
+    headers = [
+        (b"content-type", b"application/x-www-form-urlencoded"),
+        (b"transfer-encoding", b"chunked"),
+        *((name.lower().encode(), value.encode()) for name, value in basic_auth(*client).items()),
+    ]
+
+    status, answer_headers, answer = await _raw_post(app, headers, chunks)
+
+    assert status == 413, answer
+    assert answer_headers["cache-control"] == "no-store"
+    assert answer["error"] == "invalid_request"
+    assert set(answer) == {"error", "error_description"}
+
+
+async def _raw_post(
+    app: Litestar, headers: list[tuple[bytes, bytes]], chunks: list[bytes]
+) -> tuple[int, dict[str, str], dict[str, Any]]:
+    """A POST straight into the started app, headers exactly as given (the test client
+    folds repeated ones into one). It runs on this test's loop, not the app's: only
+    for requests answered before the database is asked."""
+    chunks = list(chunks)
 
     async def receive() -> HTTPRequestEvent | HTTPDisconnectEvent:
         if chunks:
             body = chunks.pop(0)
             return HTTPRequestEvent(type="http.request", body=body, more_body=bool(chunks))
         return HTTPDisconnectEvent(type="http.disconnect")
+
+    messages: list[Message] = []
 
     async def send(message: Message) -> None:
         messages.append(message)
@@ -171,29 +194,34 @@ async def test_huge_chunked_body_without_content_length_is_413_json(
         "raw_path": TOKEN_URL.encode(),
         "root_path": "",
         "query_string": b"",
-        "headers": [
-            (b"host", b"auth.test"),
-            (b"content-type", b"application/x-www-form-urlencoded"),
-            (b"transfer-encoding", b"chunked"),
-            *(
-                (name.lower().encode(), value.encode())
-                for name, value in basic_auth(*client).items()
-            ),
-        ],
+        "headers": [(b"host", b"auth.test"), *headers],
         "client": ("192.0.2.1", 50000),
         "server": ("auth.test", 80),
         "state": {},
     }
-
     await app(scope, receive, send)  # type: ignore[arg-type]
-
     start = next(message for message in messages if message["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
-    headers = {name.decode().lower(): value.decode() for name, value in start["headers"]}
-    assert start["status"] == 413, body
-    assert headers["cache-control"] == "no-store"
-    assert json.loads(body)["error"] == "invalid_request"
-    assert set(json.loads(body)) == {"error", "error_description"}
+    answer = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    headers_sent = {name.decode().lower(): value.decode() for name, value in start["headers"]}
+    return start["status"], headers_sent, json.loads(answer)
+
+
+@pytest.mark.parametrize("header", ["authorization", "content-type"])
+async def test_a_header_sent_twice_is_invalid_request(
+    app: Litestar, http: AsyncTestClient[Litestar], client: tuple[str, str], header: str
+) -> None:
+    """Two Authorization headers are two ways to authenticate (RFC 6749 §2.3); two
+    Content-Types leave the body's type unknown. Neither is guessed at."""
+    sent = {
+        name.lower().encode(): value.encode()
+        for name, value in {**basic_auth(*client), **FORM}.items()
+    }
+    twice = [*sent.items(), (header.encode(), sent[header.encode()])]
+
+    status, _, answer = await _raw_post(app, twice, [b"grant_type=client_credentials"])
+
+    assert (status, answer["error"]) == (400, "invalid_request")
+    assert header in answer["error_description"]
 
 
 # --- Client authentication -------------------------------------------------------------------

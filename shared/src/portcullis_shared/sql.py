@@ -28,8 +28,18 @@ are closed when returned, so a pool smaller than the usual concurrency reconnect
 every request."""
 
 
-def create_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngine:
-    """An async engine; SQLite gets foreign keys on and one writer at a time."""
+CONNECT_TIMEOUT = 5
+"""Seconds to open a Postgres connection."""
+STATEMENT_TIMEOUT = 10
+"""Seconds a Postgres statement may take before it is given up (a 503)."""
+
+
+def create_engine(
+    url: str, *, pool_size: int = DEFAULT_POOL_SIZE, max_overflow: int | None = None
+) -> AsyncEngine:
+    """An async engine; SQLite gets foreign keys on and one writer at a time.
+    Postgres: `pool_size` connections kept, `max_overflow` (default half as many)
+    more at peaks."""
     if is_sqlite(url):
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
@@ -44,11 +54,11 @@ def create_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> AsyncEngin
     return create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size // 2,
+        max_overflow=pool_size // 2 if max_overflow is None else max_overflow,
         pool_pre_ping=True,
         hide_parameters=True,  # SQL errors must never echo secrets into logs
         pool_timeout=5,
-        connect_args={"timeout": 5, "command_timeout": 10},
+        connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": STATEMENT_TIMEOUT},
     )
 
 

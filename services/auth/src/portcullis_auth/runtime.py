@@ -29,9 +29,14 @@ from portcullis_auth.security.login_throttle import (
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.services.clients import ClientCache
 from portcullis_auth.services.token_records import AccessTokenRecorder, batch_writer
-from portcullis_auth.settings import AuthSettings
+from portcullis_auth.settings import AuthSettings, DatabaseSettings
 from portcullis_shared.revocation import MemoryRevocationList
-from portcullis_shared.sql import SessionsIfUsed, create_engine, create_sessionmaker
+from portcullis_shared.sql import (
+    SessionsIfUsed,
+    create_engine,
+    create_sessionmaker,
+    is_sqlite,
+)
 from portcullis_shared.verifier import TokenVerifier
 
 logger = logging.getLogger("portcullis.auth")
@@ -69,9 +74,8 @@ class AuthRuntime:
         cls, settings: AuthSettings, local_revocations: MemoryRevocationList | None = None
     ) -> AuthRuntime:
         """`local_revocations`: the in-process list to publish to when there is no Redis."""
-        engine = create_engine(settings.database.url, pool_size=settings.database.pool_size)
+        engine, direct = _connections(settings.database)
         sessionmaker = create_sessionmaker(engine)
-        direct = DirectPostgres.for_engine(engine, max_size=settings.database.pool_size)
         redis = (
             Redis.from_url(
                 settings.redis.url,
@@ -140,6 +144,17 @@ class AuthRuntime:
             await self.direct_postgres.close()
         await self.engine.dispose()
         self.hasher.close()
+
+
+def _connections(database: DatabaseSettings) -> tuple[AsyncEngine, DirectPostgres | None]:
+    """The engine and, on Postgres, the direct pool, within one budget: `pool_size`
+    connections at most for the token endpoint's direct statements, which carry most
+    of the load, and half as many, with no overflow, for everything else. So the
+    process never holds more than one and a half `pool_size`, as documented."""
+    if is_sqlite(database.url):
+        return create_engine(database.url), None
+    engine = create_engine(database.url, pool_size=max(1, database.pool_size // 2), max_overflow=0)
+    return engine, DirectPostgres(engine, max_size=database.pool_size)
 
 
 def runtime_of(state: State) -> AuthRuntime:

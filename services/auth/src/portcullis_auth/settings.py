@@ -37,7 +37,8 @@ class DatabaseSettings:
     url: str = ""
     """SQLAlchemy async URL: postgresql+asyncpg://… or sqlite+aiosqlite:///…"""
     pool_size: int = DEFAULT_POOL_SIZE
-    """Connections kept open per process (Postgres); half as many again at peaks."""
+    """Connections kept open per process (Postgres); half as many again at peaks. The
+    auth service gives this many to its token endpoint and half as many to the rest."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,25 +5,25 @@ client-credentials token one share of a batched INSERT. Through a SQLAlchemy
 session each also paid a pool ping, BEGIN, COMMIT and ORM row loading: most of
 a rotation's CPU time. Here each statement runs on a connection of a small
 asyncpg pool, prepared once per connection, and commits on its own; each is
-written to be safe on its own (see `repositories/tokens.py`). Everything else
-goes through SQLAlchemy, and SQLite (the embedded default) never comes here.
+written to be safe on its own (see `repositories/direct_tokens.py`). Everything
+else goes through SQLAlchemy, and SQLite (the embedded default) never comes here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-CONNECT_TIMEOUT = 5
-STATEMENT_TIMEOUT = 10
+from portcullis_shared.sql import CONNECT_TIMEOUT, STATEMENT_TIMEOUT
+
+logger = logging.getLogger("portcullis.auth")
+
 ACQUIRE_TIMEOUT = 5
 """Seconds to wait for a free connection, as for the SQLAlchemy pool; then 503."""
-
-# The SQLAlchemy dialect's own options, which asyncpg.connect does not take.
-_DIALECT_ONLY = ("prepared_statement_cache_size", "prepared_statement_name_func")
 
 
 async def _keep_session(_: asyncpg.Connection) -> None:
@@ -31,24 +31,28 @@ async def _keep_session(_: asyncpg.Connection) -> None:
     session state. asyncpg's default reset is a round trip per release."""
 
 
+def _asyncpg_options(engine: AsyncEngine) -> dict[str, Any]:
+    """asyncpg.connect's arguments for the engine's URL, as SQLAlchemy would pass them."""
+    _, options = engine.dialect.create_connect_args(engine.url)
+    options = dict(options)
+    options.pop("prepared_statement_name_func", None)
+    # The URL's name for asyncpg's own option (0 for pgbouncer in transaction mode).
+    cache_size = options.pop("prepared_statement_cache_size", None)
+    if cache_size is not None:
+        options["statement_cache_size"] = int(cache_size)
+    return options
+
+
 class DirectPostgres:
     """A small asyncpg pool on the engine's database, opened at first use."""
 
     def __init__(self, engine: AsyncEngine, max_size: int) -> None:
-        _, connect_kwargs = engine.dialect.create_connect_args(engine.url)
-        for name in _DIALECT_ONLY:
-            connect_kwargs.pop(name, None)
-        self._connect_kwargs: dict[str, Any] = dict(connect_kwargs)
+        self._options = _asyncpg_options(engine)
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
-        self._lent = 0
-        """Connections acquired and not yet released."""
         self._opening = asyncio.Lock()
-
-    @classmethod
-    def for_engine(cls, engine: AsyncEngine, max_size: int) -> DirectPostgres | None:
-        """One for a Postgres engine; None for any other database."""
-        return cls(engine, max_size) if engine.dialect.name == "postgresql" else None
+        self._claimed = 0
+        """Connections lent or being waited for."""
 
     def connection(self) -> DirectConnection:
         """A connection for one request's statements (`async with`)."""
@@ -56,22 +60,31 @@ class DirectPostgres:
 
     async def acquire(self) -> asyncpg.Connection:
         pool = self._pool or await self._open()
-        if self._lent < self._max_size:
-            # A connection is free (or may be opened, within CONNECT_TIMEOUT): there
-            # is no wait to bound.
-            connection = await pool.acquire()
-        else:
+        must_wait = self._claimed >= self._max_size
+        self._claimed += 1
+        try:
+            if not must_wait:
+                # One is free (or may be opened, within CONNECT_TIMEOUT): there is no
+                # wait to bound.
+                return await pool.acquire()
             # asyncio.timeout rather than acquire(timeout=...), whose wait_for costs a
             # task. Past it: TimeoutError, answered 503.
             async with asyncio.timeout(ACQUIRE_TIMEOUT):
-                connection = await pool.acquire()
-        self._lent += 1
-        return connection
+                return await pool.acquire()
+        except BaseException:
+            self._claimed -= 1
+            raise
 
     async def release(self, connection: asyncpg.Connection) -> None:
+        """Give a connection back. Never raises: the statements on it have committed,
+        and their answer must not turn into an error (asyncpg closes a connection it
+        could not take back)."""
         assert self._pool is not None  # it came from the pool
-        self._lent -= 1
-        await self._pool.release(connection)
+        self._claimed -= 1
+        try:
+            await self._pool.release(connection)
+        except Exception as exc:  # noqa: BLE001 - logged; the pool replaces it
+            logger.warning("a database connection was not given back: %s", type(exc).__name__)
 
     async def _open(self) -> asyncpg.Pool:
         async with self._opening:
@@ -85,7 +98,7 @@ class DirectPostgres:
                     reset=_keep_session,
                     timeout=CONNECT_TIMEOUT,
                     command_timeout=STATEMENT_TIMEOUT,
-                    **self._connect_kwargs,
+                    **self._options,
                 )
             return self._pool
 
@@ -114,14 +127,13 @@ class DirectConnection:
             await self._database.release(connection)
 
     async def fetchrow(self, sql: str, *args: object) -> asyncpg.Record | None:
-        connection = self._connection or await self._take()
-        return await connection.fetchrow(sql, *args)
+        return await (await self._connected()).fetchrow(sql, *args)
 
     async def fetchcolumn(self, sql: str, *args: object) -> list[Any]:
         """The first column of every row."""
-        connection = self._connection or await self._take()
-        return [row[0] for row in await connection.fetch(sql, *args)]
+        return [row[0] for row in await (await self._connected()).fetch(sql, *args)]
 
-    async def _take(self) -> asyncpg.Connection:
-        self._connection = await self._database.acquire()
+    async def _connected(self) -> asyncpg.Connection:
+        if self._connection is None:
+            self._connection = await self._database.acquire()
         return self._connection

@@ -14,20 +14,31 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import JSON, Table
+from sqlalchemy import JSON, Boolean, String, Table, Uuid, inspect
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.instrumentation import manager_of_class
 
 from portcullis_auth.db.direct import DirectConnection
 from portcullis_auth.db.models import Base, Grant, RefreshToken, User
 from portcullis_auth.repositories.tokens import AccessTokenRecord, RefreshTokenRecord, Rotation
+from portcullis_shared.sql import UTCDateTime
 
 _Model = TypeVar("_Model", bound=Base)
 
 
 def _columns(model: type[Base]) -> tuple[list[str], list[bool]]:
-    """A table's column names and, for each, whether it holds JSON (asyncpg: text)."""
+    """A table's column names and, for each, whether it holds JSON (asyncpg: text).
+
+    `_load` sets attributes from these by name, as asyncpg decodes them: so every
+    column must be named as its attribute and of a type asyncpg already gives as
+    Python wants it (UTCDateTime: timestamptz arrives aware) or JSON."""
     table = cast("Table", model.__table__)
+    mapper = inspect(model)
+    for column in table.columns:
+        if mapper.get_property_by_column(column).key != column.name:
+            raise TypeError(f"{table.name}.{column.name}: attribute named otherwise")
+        if not isinstance(column.type, (JSON, UTCDateTime, Uuid, String, Boolean)):
+            raise TypeError(f"{table.name}.{column.name}: {column.type!r} not loaded here")
     return [c.name for c in table.columns], [isinstance(c.type, JSON) for c in table.columns]
 
 
@@ -47,17 +58,23 @@ _FIND_REFRESH_TOKEN = f"""
     WHERE r.token_hash = $1
 """  # noqa: S608 - the column names are our models', not input
 
-# `client` is the client's row if it is unrevoked and at the version read; `used`
-# matches only an unused, unrevoked token and only with `client`; `successor` and
-# `record` follow only a `used` row. So it writes all three rows or none.
+# `client` is the client's row if it is unrevoked and at the version read; `family`
+# the token's grant if unrevoked, share-locked so that a family revoked at the same
+# moment waits for this statement (and then sees its access token) or is seen by
+# it; `used` matches only an unused, unrevoked token and only with both; `successor`
+# and `record` follow only a `used` row. So it writes all three rows or none.
 _ROTATE_AND_RECORD = """
     WITH client AS (
         SELECT FROM oauth_clients
         WHERE id = $8::varchar AND version = $15::integer AND revoked_at IS NULL
+    ), family AS (
+        SELECT FROM grants AS g JOIN refresh_tokens AS r ON r.grant_id = g.id
+        WHERE r.id = $1::uuid AND g.revoked_at IS NULL
+        FOR SHARE OF g
     ), used AS (
         UPDATE refresh_tokens SET used_at = $2::timestamptz
         WHERE id = $1::uuid AND used_at IS NULL AND revoked_at IS NULL
-          AND EXISTS (SELECT FROM client)
+          AND EXISTS (SELECT FROM client) AND EXISTS (SELECT FROM family)
         RETURNING id, grant_id
     ), successor AS (
         INSERT INTO refresh_tokens (id, token_hash, grant_id, parent_id, created_at, expires_at)
@@ -111,13 +128,13 @@ configure_mappers()  # `_load` needs the models' attributes set up
 
 class DirectTokenStatements:
     def __init__(self, connection: DirectConnection) -> None:
-        self._database = connection
+        self._connection = connection
 
     async def find_refresh_token(
         self, token_hash: str
     ) -> tuple[RefreshToken, Grant, User | None] | None:
         """The token with this hash, its grant, and the grant's user (None: a client's)."""
-        row = await self._database.fetchrow(_FIND_REFRESH_TOKEN, token_hash)
+        row = await self._connection.fetchrow(_FIND_REFRESH_TOKEN, token_hash)
         if row is None:
             return None
         values = list(row.values())
@@ -138,7 +155,7 @@ class DirectTokenStatements:
     ) -> Rotation:
         """See `TokenRepository.rotate_and_record`; here nothing is written unless
         everything is."""
-        row = await self._database.fetchrow(
+        row = await self._connection.fetchrow(
             _ROTATE_AND_RECORD,
             old_id,
             successor.created_at,
@@ -165,7 +182,7 @@ class DirectTokenStatements:
         """Record many access tokens in one statement, each only while its client's row
         is unrevoked and at the version it was read at; the jtis recorded."""
         records = [record for record, _ in batch]
-        jtis = await self._database.fetchcolumn(
+        jtis = await self._connection.fetchcolumn(
             _RECORD_BATCH,
             [r.jti for r in records],
             [r.sid for r in records],

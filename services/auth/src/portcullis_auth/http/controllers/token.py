@@ -12,13 +12,18 @@ from contextlib import AbstractAsyncContextManager, nullcontext
 
 import msgspec
 from litestar import Litestar, asgi
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, MethodNotAllowedException
-from litestar.types import HTTPScope, Receive, Send
+from litestar.types import HTTPScope, Receive, Scope, Send
 
 from portcullis_auth.db.direct import DirectConnection
 from portcullis_auth.http.errors import NO_STORE
 from portcullis_auth.http.publishing import publish_quietly
-from portcullis_auth.oauth2.errors import OAuth2Error, TemporarilyUnavailableError
+from portcullis_auth.oauth2.errors import (
+    InvalidRequestError,
+    OAuth2Error,
+    TemporarilyUnavailableError,
+)
 from portcullis_auth.oauth2.grants.base import GrantContext
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.token_endpoint import handle_token_request
@@ -43,40 +48,39 @@ _RESPONSE_HEADERS = [
 
 
 @asgi("/oauth/token", copy_scope=False)  # mounts nothing
-async def token_endpoint(scope: HTTPScope, receive: Receive, send: Send) -> None:
-    if scope["method"] != "POST":
+async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] != ScopeType.HTTP or scope["method"] != "POST":
         raise MethodNotAllowedException(
             "the token endpoint accepts POST only", headers={"Allow": "POST"}
         )
     runtime = runtime_of(Litestar.from_scope(scope).state)
-    headers = _headers(scope)
-    body = await _read_body(receive, headers.get(b"content-length"))
+    headers = _Headers(scope)
+    form = parse_form(
+        await _read_body(receive, headers.one(b"content-length")),
+        headers.one(b"content-type"),
+    )
     peer = scope.get("client")
-    forwarded_for = headers.get(b"x-forwarded-for")
-    authorization = headers.get(b"authorization")
-    content_type = headers.get(b"content-type")
     token_request = TokenRequest(
-        form=parse_form(body, None if content_type is None else content_type.decode("latin-1")),
-        authorization=None if authorization is None else authorization.decode("latin-1"),
+        form=form,
+        authorization=headers.one(b"authorization"),
         client_ip=client_ip(
             peer[0] if peer else None,
-            None if forwarded_for is None else forwarded_for.decode("latin-1"),
+            headers.joined(b"x-forwarded-for"),
             runtime.settings.server.trusted_proxies,
         ),
     )
-    result = await issue(runtime, token_request)
-    body = msgspec.json.encode(result.to_dict())
+    answer = msgspec.json.encode((await answer_token_request(runtime, token_request)).to_dict())
     await send(
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": [*_RESPONSE_HEADERS, (b"content-length", str(len(body)).encode())],
+            "headers": [*_RESPONSE_HEADERS, (b"content-length", str(len(answer)).encode())],
         }
     )
-    await send({"type": "http.response.body", "body": body, "more_body": False})
+    await send({"type": "http.response.body", "body": answer, "more_body": False})
 
 
-async def issue(runtime: AuthRuntime, token_request: TokenRequest) -> TokenResponse:
+async def answer_token_request(runtime: AuthRuntime, token_request: TokenRequest) -> TokenResponse:
     """Run the request's grant: a token response, committed, or an OAuth2Error."""
     for _ in range(CLIENT_READS):
         async with (
@@ -126,15 +130,34 @@ def _direct_connection(
     return nullcontext() if database is None else database.connection()
 
 
-def _headers(scope: HTTPScope) -> dict[bytes, bytes]:
-    """The request's headers by lower-case name; the first of a repeated one."""
-    headers: dict[bytes, bytes] = {}
-    for name, value in scope["headers"]:
-        headers.setdefault(name, value)
-    return headers
+class _Headers:
+    """The request's headers by lower-case name."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, scope: HTTPScope) -> None:
+        self._values: dict[bytes, list[bytes]] = {}
+        for name, value in scope["headers"]:
+            self._values.setdefault(name.lower(), []).append(value)
+
+    def one(self, name: bytes) -> str | None:
+        """A header that may be sent once: sent twice it is `invalid_request`, as two
+        ways to authenticate or two body types would be ambiguous (RFC 6749 §2.3)."""
+        values = self._values.get(name)
+        if values is None:
+            return None
+        if len(values) > 1:
+            raise InvalidRequestError(f"header given more than once: {name.decode()}")
+        return values[0].decode("latin-1")
+
+    def joined(self, name: bytes) -> str | None:
+        """A list header sent as several lines, as one (RFC 9110 §5.3): a proxy that
+        adds its own X-Forwarded-For line must not leave the client's forgery first."""
+        values = self._values.get(name)
+        return None if values is None else b",".join(values).decode("latin-1")
 
 
-async def _read_body(receive: Receive, content_length: bytes | None) -> bytes:
+async def _read_body(receive: Receive, content_length: str | None) -> bytes:
     """The whole body, refused (413) past MAX_TOKEN_REQUEST_BYTES whether or not it
     announced its length."""
     if (
