@@ -1,20 +1,29 @@
 """The serve commands' HTTP protocol: one write per response, bytes unchanged.
 
-A real uvicorn server on a real socket; the only stand-in is a transport between
-the protocol and the socket's own that counts the writes passing through it.
+A real uvicorn server on a real socket, on asyncio's loop and on uvloop (which
+the services run on); the only stand-in is a transport between the protocol
+and the socket's own that keeps a copy of each write passing through it. One
+test answers through a Litestar app, as the services do.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 import uvicorn
+import uvloop
+from litestar import Litestar, get
 
-from portcullis_shared.http_protocol import OneWriteHttpToolsProtocol
+from portcullis_shared.http_protocol import SERVE_OPTIONS, OneWriteHttpToolsProtocol
+
+LOOPS = pytest.mark.parametrize(
+    "new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
+)
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -38,7 +47,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _Counting(asyncio.Transport):
+class _Copying(asyncio.Transport):
     """Passes writes on to the socket's transport, keeping a copy of each."""
 
     def __init__(self, transport: asyncio.Transport, writes: list[bytes]) -> None:
@@ -49,6 +58,9 @@ class _Counting(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.writes.append(bytes(data))
         self._transport.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.write(b"".join(list_of_data))
 
     def close(self) -> None:
         self._transport.close()
@@ -72,39 +84,54 @@ class _Counting(asyncio.Transport):
         return self._transport.get_write_buffer_size()
 
 
-_written: list[bytes] = []
+def _copying_protocol(writes: list[bytes]) -> type[OneWriteHttpToolsProtocol]:
+    class Copying(OneWriteHttpToolsProtocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(_Copying(transport, writes))
+
+    return Copying
 
 
-class _CountedProtocol(OneWriteHttpToolsProtocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_Counting(transport, _written))
-
-
-@pytest.fixture
-async def server_port() -> AsyncIterator[int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
+@asynccontextmanager
+async def serving(asgi_app: Any, writes: list[bytes]) -> AsyncIterator[int]:
+    """A uvicorn server with the serve commands' options on a port of its own."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
     server = uvicorn.Server(
-        uvicorn.Config(app, port=port, http=_CountedProtocol, lifespan="off", log_level="warning")
+        uvicorn.Config(
+            asgi_app,
+            **{**SERVE_OPTIONS, "http": _copying_protocol(writes)},
+            lifespan="off",
+            log_level="warning",
+            timeout_keep_alive=60,  # a close by time-out must not stand in for a flush
+        )
     )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn sets a flag, not an event
-        await asyncio.sleep(0.01)
-    _written.clear()
-    yield port
-    server.should_exit = True
-    await task
+    task = asyncio.create_task(server.serve(sockets=[listener]))
+    async with asyncio.timeout(10):
+        while not server.started:  # uvicorn sets a flag, not an event
+            if task.done():
+                task.result()
+            await asyncio.sleep(0.01)
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        server.should_exit = True
+        await task
+        listener.close()
 
 
-async def _exchange(port: int, request: bytes, *, until: bytes | None = None) -> bytes:
-    """Send `request` and read until `until` arrives, or the server closes."""
+async def _exchange(
+    port: int, request: bytes, *, until: bytes | None = None, half_close: bool = False
+) -> bytes:
+    """Send `request` and read until `until` arrives (within 2 s), or the server closes."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(request)
+        if half_close:
+            writer.write_eof()
         answer = b""
-        async with asyncio.timeout(5):
-            while until is None or answer.count(until) < 1:
+        async with asyncio.timeout(2):
+            while until is None or until not in answer:
                 chunk = await reader.read(65536)
                 if not chunk:
                     break
@@ -112,43 +139,116 @@ async def _exchange(port: int, request: bytes, *, until: bytes | None = None) ->
         return answer
     finally:
         writer.close()
+        await writer.wait_closed()
 
 
-async def test_a_response_leaves_in_one_write(server_port: int) -> None:
-    answer = await _exchange(server_port, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", until=b"hello /a")
-    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert answer.endswith(b"\r\n\r\nhello /a")
-    assert _written == [answer]
+def _run(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+    scenario: Callable[[int, list[bytes]], Coroutine[Any, Any, None]],
+    asgi_app: Any = app,
+) -> None:
+    async def main() -> None:
+        writes: list[bytes] = []
+        async with serving(asgi_app, writes) as port:
+            await scenario(port, writes)
+
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        runner.run(main())
 
 
-async def test_a_head_answer_without_a_body_is_still_written(server_port: int) -> None:
-    answer = await _exchange(server_port, b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n", until=b"\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert answer.endswith(b"content-length: 8\r\n\r\n")
-    assert _written == [answer]
+@LOOPS
+def test_a_response_leaves_in_one_write(new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
+    async def scenario(port: int, writes: list[bytes]) -> None:
+        answer = await _exchange(port, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", until=b"hello /a")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert answer.endswith(b"\r\n\r\nhello /a")
+        assert [answer] == writes
+
+    _run(new_loop, scenario)
 
 
-async def test_pipelined_requests_are_answered_in_order(server_port: int) -> None:
-    answer = await _exchange(
-        server_port,
-        b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n",
-        until=b"hello /second",
-    )
-    assert answer.index(b"hello /first") < answer.index(b"HTTP/1.1", 10)
-    assert answer.endswith(b"hello /second")
-    assert len(_written) == 2
+@LOOPS
+def test_a_head_answer_without_a_body_is_still_written(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    async def scenario(port: int, writes: list[bytes]) -> None:
+        answer = await _exchange(port, b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n", until=b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert answer.endswith(b"content-length: 8\r\n\r\n")
+        assert [answer] == writes
+
+    _run(new_loop, scenario)
 
 
-async def test_a_streamed_body_arrives_whole(server_port: int) -> None:
-    answer = await _exchange(
-        server_port, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", until=b"0\r\n\r\n"
-    )
-    body = answer.split(b"\r\n\r\n", 1)[1]
-    assert body == b"4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n"
-    assert b"".join(_written) == answer
+@LOOPS
+def test_an_answer_to_a_peer_that_stopped_sending_is_written(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    async def scenario(port: int, writes: list[bytes]) -> None:
+        answer = await _exchange(
+            port, b"HEAD /a HTTP/1.1\r\nHost: x\r\n\r\n", until=b"\r\n\r\n", half_close=True
+        )
+        assert answer == b"".join(writes)
+
+    _run(new_loop, scenario)
 
 
-async def test_uvicorns_own_error_answer_is_written_before_it_closes(server_port: int) -> None:
-    answer = await _exchange(server_port, b"NOT HTTP AT ALL\r\n\r\n")
-    assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
-    assert b"".join(_written) == answer
+@LOOPS
+def test_pipelined_requests_are_answered_in_order(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    async def scenario(port: int, writes: list[bytes]) -> None:
+        answer = await _exchange(
+            port,
+            b"GET /first HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n",
+            until=b"hello /second",
+        )
+        assert answer.index(b"hello /first") < answer.index(b"HTTP/1.1", 10)
+        assert answer.endswith(b"hello /second")
+        assert len(writes) == 2
+
+    _run(new_loop, scenario)
+
+
+@LOOPS
+def test_a_streamed_body_arrives_whole(new_loop: Callable[[], asyncio.AbstractEventLoop]) -> None:
+    async def scenario(port: int, writes: list[bytes]) -> None:
+        answer = await _exchange(
+            port, b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n", until=b"0\r\n\r\n"
+        )
+        body = answer.split(b"\r\n\r\n", 1)[1]
+        assert body == b"4\r\none,\r\n4\r\ntwo,\r\n5\r\nthree\r\n0\r\n\r\n"
+        assert b"".join(writes) == answer
+        assert len(writes) == 4  # the head joined to the first chunk
+
+    _run(new_loop, scenario)
+
+
+@LOOPS
+def test_uvicorns_own_error_answer_is_written_before_it_closes(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    async def scenario(port: int, writes: list[bytes]) -> None:
+        answer = await _exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert b"".join(writes) == answer
+
+    _run(new_loop, scenario)
+
+
+@get("/thing")
+async def thing() -> dict[str, str]:
+    return {"name": "x"}
+
+
+def test_a_litestar_answer_leaves_in_one_write() -> None:
+    """Litestar sends a response's start and body in one step of its task."""
+
+    async def scenario(port: int, writes: list[bytes]) -> None:
+        answer = await _exchange(
+            port, b"GET /thing HTTP/1.1\r\nHost: x\r\n\r\n", until=b'{"name":"x"}'
+        )
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert [answer] == writes
+
+    _run(uvloop.new_event_loop, scenario, Litestar([thing]))

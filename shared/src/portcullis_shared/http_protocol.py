@@ -1,29 +1,39 @@
-"""uvicorn's HTTP protocol, writing each response's head and body in one send.
+"""uvicorn's HTTP protocol, writing a response's head and body in one send.
 
 uvicorn writes a response's status line and headers as soon as the app sends
 `http.response.start`, and its body with the next message: two `send()` calls
 per response. Over TCP each one runs the network stack (on loopback, the
-receiver's side too), and in `make bench` they cost about a tenth of the CPU of
-a token request. `OneWriteHttpToolsProtocol` gives uvicorn a transport that
-holds a write back until the next one, and joins them; whatever is still held
-when the event loop finishes its current turn (a HEAD answer, uvicorn's own
-error answers, the last chunk of a stream) is written then, or at once if the
-connection is closed first. Bytes go out in the order written, unchanged.
+receiver's side too); in `make bench`, joining them raised client-credentials
+throughput by about 8 %.
 
-Imported only by the `serve` commands: it needs uvicorn and httptools, which the
-services depend on (the guard alone does not).
+`OneWriteHttpToolsProtocol` gives uvicorn a transport that holds a write back
+until the next one and then writes both together. Litestar sends a response's
+start and body in one step of its task, so they leave as one. A write left
+alone (a HEAD answer, uvicorn's own error answers, the last chunk of a stream)
+is written on the event loop's next turn, or at once when the connection is
+closed, or when the peer stops sending and the transport would close itself.
+Bytes go out in the order written, unchanged. WebSocket upgrades are not
+served (`ws="none"`): uvicorn would hand this transport to the WebSocket
+protocol.
+
+Imported only by the `serve` commands: it needs uvicorn and httptools (the
+`serve` extra), which the services depend on and the guard alone does not.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+_Bytes = bytes | bytearray | memoryview
 
-class _JoinedWrites(asyncio.Transport):
-    """A transport that passes everything on, holding each odd write for the next."""
+
+class _WriteJoiningTransport(asyncio.Transport):
+    """A transport passing everything on to the socket's, but each odd write only
+    with the next one (or on the loop's next turn)."""
 
     __slots__ = ("_held", "_loop", "_transport")
 
@@ -33,16 +43,17 @@ class _JoinedWrites(asyncio.Transport):
         self._loop = loop
         self._held: bytes | None = None
 
-    def write(self, data: bytes | bytearray | memoryview) -> None:
+    def write(self, data: _Bytes) -> None:
         held = self._held
         if held is None:
-            self._held = bytes(data)
+            # A copy unless immutable: the writer may reuse its buffer once this returns.
+            self._held = data if type(data) is bytes else bytes(data)
             self._loop.call_soon(self.flush)
         else:
             self._held = None
-            self._transport.write(held + data)
+            self._transport.writelines((held, data))  # one send, no copy (uvloop)
 
-    def writelines(self, list_of_data: Any) -> None:
+    def writelines(self, list_of_data: Iterable[_Bytes]) -> None:
         self.write(b"".join(list_of_data))
 
     def flush(self) -> None:
@@ -51,6 +62,10 @@ class _JoinedWrites(asyncio.Transport):
         if held is not None:
             self._held = None
             self._transport.write(held)
+
+    def discard(self) -> None:
+        """Forget what is held: the connection is gone."""
+        self._held = None
 
     def close(self) -> None:
         self.flush()
@@ -102,5 +117,22 @@ class _JoinedWrites(asyncio.Transport):
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol on a transport that joins each pair of writes."""
 
+    _joining: _WriteJoiningTransport
+
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(_JoinedWrites(transport, self.loop))
+        self._joining = _WriteJoiningTransport(transport, self.loop)
+        super().connection_made(self._joining)
+
+    def eof_received(self) -> None:
+        # The peer sends no more and the socket's transport closes itself next,
+        # without going through ours: what is held goes first.
+        self._joining.flush()
+        super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._joining.discard()  # nowhere to send it
+        super().connection_lost(exc)
+
+
+SERVE_OPTIONS: dict[str, Any] = {"http": OneWriteHttpToolsProtocol, "ws": "none"}
+"""uvicorn options for the `serve` commands (no WebSocket routes are served)."""

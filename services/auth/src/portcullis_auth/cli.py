@@ -683,7 +683,7 @@ def serve_auth(host: str | None, port: int | None) -> None:
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
     from portcullis_auth.http.app import create_app  # noqa: PLC0415
-    from portcullis_shared.http_protocol import OneWriteHttpToolsProtocol  # noqa: PLC0415
+    from portcullis_shared.http_protocol import SERVE_OPTIONS  # noqa: PLC0415
     from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
 
     settings = load_settings()
@@ -696,7 +696,7 @@ def serve_auth(host: str | None, port: int | None) -> None:
         access_log=False,  # request lines can carry credentials in query strings
         proxy_headers=False,  # X-Forwarded-For is judged by PORTCULLIS_TRUSTED_PROXIES
         log_level="info",
-        http=OneWriteHttpToolsProtocol,
+        **SERVE_OPTIONS,
     )
 
 

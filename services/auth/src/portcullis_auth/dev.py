@@ -142,7 +142,7 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
     from portcullis_resource.db.migrate import upgrade_async as upgrade_posts  # noqa: PLC0415
     from portcullis_resource.http.app import create_app as create_posts_app  # noqa: PLC0415
     from portcullis_resource.settings import ResourceSettings  # noqa: PLC0415
-    from portcullis_shared.http_protocol import OneWriteHttpToolsProtocol  # noqa: PLC0415
+    from portcullis_shared.http_protocol import SERVE_OPTIONS  # noqa: PLC0415
     from portcullis_shared.plugin import PortcullisGuard  # noqa: PLC0415
     from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
 
@@ -160,7 +160,7 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
         "access_log": False,
         "proxy_headers": False,
         "log_level": "info",
-        "http": OneWriteHttpToolsProtocol,
+        **SERVE_OPTIONS,
     }
     servers = [
         uvicorn.Server(

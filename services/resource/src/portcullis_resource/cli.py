@@ -37,7 +37,7 @@ def serve(host: str | None, port: int | None, run_migrations: bool) -> None:
     import uvicorn  # noqa: PLC0415 - only this command needs the server
 
     from portcullis_resource.http.app import create_app  # noqa: PLC0415
-    from portcullis_shared.http_protocol import OneWriteHttpToolsProtocol  # noqa: PLC0415
+    from portcullis_shared.http_protocol import SERVE_OPTIONS  # noqa: PLC0415
     from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
 
     settings = load_settings()
@@ -52,5 +52,5 @@ def serve(host: str | None, port: int | None, run_migrations: bool) -> None:
         access_log=False,  # request lines can carry credentials in query strings
         proxy_headers=False,
         log_level="info",
-        http=OneWriteHttpToolsProtocol,
+        **SERVE_OPTIONS,
     )
