@@ -3,10 +3,13 @@
 `baseline` is the posts service with token checking switched off: the same
 handlers, guards and database, behind a plugin that trusts every request as a
 fixed reader. It never ships: it lives here, outside every package.
+`python -m bench.apps PORT` serves it as `portcullis-resource serve` serves the
+posts service (`portcullis_shared.serving.serve`).
 """
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any
 
@@ -20,6 +23,7 @@ from litestar.plugins import InitPlugin
 from portcullis_resource.http.app import create_app
 from portcullis_resource.settings import ResourceSettings
 from portcullis_shared.principal import Principal
+from portcullis_shared.serving import serve
 
 READER = Principal(
     subject=str(uuid.UUID(int=1)),
@@ -48,3 +52,7 @@ class NoTokenCheck(InitPlugin):
 def baseline() -> Litestar:
     settings = ResourceSettings.from_env()
     return create_app(settings, guard=NoTokenCheck())  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    serve(baseline(), host="127.0.0.1", port=int(sys.argv[1]))

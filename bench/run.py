@@ -154,6 +154,22 @@ class Server:
             time.sleep(0.2)
         raise RuntimeError(f"{self.name} never logged {pattern!r}; see {self.log}")
 
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def wait_until_idle(self, timeout: float = 30) -> None:
+        """Until the server uses under a tenth of a core: the requests a load left in
+        flight (logins queued for the argon2 thread: seconds of work) are done."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            before = self.cpu_seconds()
+            time.sleep(0.25)
+            if self.cpu_seconds() - before < 0.025:
+                return
+        raise RuntimeError(f"{self.name} stayed busy after its load; see {self.log}")
+
     def peak_rss_mib(self) -> float:
         assert self.process is not None
         if self.process.poll() is not None:
@@ -303,12 +319,16 @@ def raw_rate(operation: Callable[[], object], seconds: float = 3.0, runs: int = 
     return Figure(statistics.median(samples), samples=[round(s, 1) for s in samples])
 
 
-def paired(baseline: Callable[[], object], run_load: Callable[[int], Figure]) -> Pair:
-    """RUNS runs of a load, each just after a run of its raw baseline, after a short
-    unmeasured load run (pools filled, caches warm)."""
+def paired(
+    baseline: Callable[[], object], run_load: Callable[[int], Figure], server: Server
+) -> Pair:
+    """RUNS runs of a load on `server`, each just after a run of its raw baseline, after
+    a short unmeasured load run (pools filled, caches warm). Each raw run waits until
+    the server has finished what the load before it left in flight."""
     run_load(WARM_UP)
     baselines, loads = [], []
     for _ in range(RUNS):
+        server.wait_until_idle()
         baselines.append(raw_rate(baseline, runs=1))
         loads.append(run_load(DURATION))
     ratios = [load.rps / base.rps for base, load in zip(baselines, loads, strict=True)]
@@ -515,16 +535,7 @@ class Bench:
         baseline_env = {**self.posts_env, "PYTHONPATH": str(ROOT)}
         self.baseline = Server(
             "posts-baseline",
-            [
-                str(BIN / "uvicorn"),
-                "bench.apps:baseline",
-                "--factory",
-                "--port",
-                str(self.baseline_port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
+            [str(BIN / "python"), "-m", "bench.apps", str(self.baseline_port)],
             baseline_env,
             f"http://127.0.0.1:{self.baseline_port}",
             self.workdir / "baseline.log",
@@ -679,6 +690,7 @@ class Bench:
         self.results["client_credentials"] = paired(
             lambda: signer.sign_access_token(claims),
             lambda seconds: _wrk_once(client_credentials, seconds),
+            self.auth,
         )
         password_basic = (
             "Basic "
@@ -700,11 +712,12 @@ class Bench:
         self.results["password_grant"] = paired(
             lambda: hasher.verify("correct horse", stored),
             lambda seconds: _wrk_once(password, seconds),
+            self.auth,
         )
         first = [self.user_token("read-posts")["refresh_token"] for _ in range(CONNECTIONS)]
         chains = RefreshChains(f"{self.auth_url}/oauth/token", self.password_client, first)
         self.results["refresh_rotation"] = paired(
-            lambda: signer.sign_access_token(claims), chains.run
+            lambda: signer.sign_access_token(claims), chains.run, self.auth
         )
 
         # Scaling: each twin in turns with the service it varies (the post is in their

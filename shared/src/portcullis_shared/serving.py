@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from typing import Any
 
 GC_YOUNG_THRESHOLD = 20_000
 """Allocations between collections of the youngest generation (CPython's default: 700)."""
@@ -23,3 +24,25 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
+
+
+def serve(app: Any, *, host: str, port: int) -> None:
+    """Serve `app` as every `serve` command does: one uvicorn worker, the collector
+    tuned, each response in one send, no access log and no proxy headers (request
+    lines can carry credentials; X-Forwarded-For is judged by the app's own
+    trusted-proxy setting). `make bench` serves its baseline app this way too, so
+    that a ratio measures the app alone."""
+    import uvicorn  # noqa: PLC0415 - only serving needs the server
+
+    from portcullis_shared.http_protocol import SERVE_OPTIONS  # noqa: PLC0415
+
+    tune_garbage_collector()
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=False,
+        proxy_headers=False,
+        log_level="info",
+        **SERVE_OPTIONS,
+    )

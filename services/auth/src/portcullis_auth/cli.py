@@ -680,23 +680,14 @@ def dev(port: int, posts_port: int, data: Path) -> None:
 @click.option("--port", type=int, help="Port (default: PORTCULLIS_PORT or 8000).")
 def serve_auth(host: str | None, port: int | None) -> None:
     """Run the auth service."""
-    import uvicorn  # noqa: PLC0415 - only this command needs the server
-
     from portcullis_auth.http.app import create_app  # noqa: PLC0415
-    from portcullis_shared.http_protocol import SERVE_OPTIONS  # noqa: PLC0415
-    from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
+    from portcullis_shared.serving import serve as serve_app  # noqa: PLC0415
 
     settings = load_settings()
-    app = create_app(settings)
-    tune_garbage_collector()
-    uvicorn.run(
-        app,
+    serve_app(
+        create_app(settings),
         host=host or settings.server.host,
         port=port or settings.server.port,
-        access_log=False,  # request lines can carry credentials in query strings
-        proxy_headers=False,  # X-Forwarded-For is judged by PORTCULLIS_TRUSTED_PROXIES
-        log_level="info",
-        **SERVE_OPTIONS,
     )
 
 

@@ -34,23 +34,10 @@ def migrate() -> None:
 @click.option("--migrate/--no-migrate", "run_migrations", default=True, help="Migrate first.")
 def serve(host: str | None, port: int | None, run_migrations: bool) -> None:
     """Run the posts service."""
-    import uvicorn  # noqa: PLC0415 - only this command needs the server
-
     from portcullis_resource.http.app import create_app  # noqa: PLC0415
-    from portcullis_shared.http_protocol import SERVE_OPTIONS  # noqa: PLC0415
-    from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
+    from portcullis_shared.serving import serve as serve_app  # noqa: PLC0415
 
     settings = load_settings()
     if run_migrations:
         upgrade(settings.database_url)
-    app = create_app(settings)
-    tune_garbage_collector()
-    uvicorn.run(
-        app,
-        host=host or settings.host,
-        port=port or settings.port,
-        access_log=False,  # request lines can carry credentials in query strings
-        proxy_headers=False,
-        log_level="info",
-        **SERVE_OPTIONS,
-    )
+    serve_app(create_app(settings), host=host or settings.host, port=port or settings.port)
