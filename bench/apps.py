@@ -3,7 +3,7 @@
 `baseline` is the posts service with token checking switched off: the same
 handlers, guards and database, behind a plugin that trusts every request as a
 fixed reader. It never ships: it lives here, outside every package.
-`python -m bench.apps PORT` serves it as `portcullis-resource serve` serves the
+`python -m bench.apps PORT` serves it as `portcullis serve resource` serves the
 posts service (`portcullis_shared.serving.serve`).
 """
 

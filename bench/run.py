@@ -156,6 +156,8 @@ class Server:
 
     def cpu_seconds(self) -> float:
         assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited ({self.process.returncode}); see {self.log}")
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 

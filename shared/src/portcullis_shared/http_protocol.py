@@ -16,8 +16,9 @@ Bytes go out in the order written, unchanged. WebSocket upgrades are not
 served (`ws="none"`): uvicorn would hand this transport to the WebSocket
 protocol.
 
-Imported only by the `serve` commands: it needs uvicorn and httptools (the
-`serve` extra), which the services depend on and the guard alone does not.
+Imported only when serving (`serving.serve`, the embedded dev server): it needs
+uvicorn and httptools (the `serve` extra), which the services depend on and the
+guard alone does not.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""What a service process does once before it starts serving."""
+"""How a service process serves: set up once, then uvicorn."""
 
 from __future__ import annotations
 
