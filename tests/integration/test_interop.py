@@ -216,6 +216,11 @@ def test_server_output_never_contains_secrets(auth_server: AuthServer) -> None:
         session.fetch_token(auth_server.token_url, grant_type="client_credentials")
     assert failed_client.value.error == "invalid_client"
 
+    # A credential in a query string is refused; an access log would print it.
+    queried_secret = "query-string-secret-that-must-not-be-logged"
+    refused = requests.get(f"{auth_server.token_url}?client_secret={queried_secret}", timeout=10)
+    assert refused.status_code == 405
+
     auth_server.stop()
     output = auth_server.output()
     # The capture works: the server did log the issuing (by token id, not value).
@@ -225,6 +230,7 @@ def test_server_output_never_contains_secrets(auth_server: AuthServer) -> None:
         auth_server.user_password,
         wrong_password,
         wrong_secret,
+        queried_secret,
         auth_server.password_client.client_secret,
         auth_server.machine_client.client_secret,
         auth_server.secret_key,
@@ -232,3 +238,22 @@ def test_server_output_never_contains_secrets(auth_server: AuthServer) -> None:
     ]
     assert len(issued) == 10
     assert auth_server.secrets_in_output(secrets) == [], output
+
+
+def test_a_forged_forwarded_for_from_an_untrusted_peer_does_not_escape_the_throttle(
+    auth_server: AuthServer,
+) -> None:
+    """The served process believes X-Forwarded-For only from a trusted proxy (none
+    here): uvicorn's own proxy headers would have taken it from any local peer, and
+    each forged address would have been a fresh throttle key."""
+    answers = []
+    for attempt in range(6):
+        answer = requests.post(
+            auth_server.token_url,
+            auth=(auth_server.password_client.client_id, auth_server.password_client.client_secret),
+            data={"grant_type": "password", "username": USER_EMAIL, "password": "wrong"},
+            headers={"X-Forwarded-For": f"203.0.113.{attempt + 1}"},
+            timeout=30,
+        )
+        answers.append(answer.status_code)
+    assert answers == [400] * 5 + [429]

@@ -19,7 +19,8 @@ import uvicorn
 import uvloop
 from litestar import Litestar, get
 
-from portcullis_shared.http_protocol import SERVE_OPTIONS, OneWriteHttpToolsProtocol
+from portcullis_shared.http_protocol import OneWriteHttpToolsProtocol
+from portcullis_shared.serving import uvicorn_options
 
 LOOPS = pytest.mark.parametrize(
     "new_loop", [asyncio.new_event_loop, uvloop.new_event_loop], ids=["asyncio", "uvloop"]
@@ -100,10 +101,13 @@ async def serving(asgi_app: Any, writes: list[bytes]) -> AsyncIterator[int]:
     server = uvicorn.Server(
         uvicorn.Config(
             asgi_app,
-            **{**SERVE_OPTIONS, "http": _copying_protocol(writes)},
-            lifespan="off",
-            log_level="warning",
-            timeout_keep_alive=60,  # a close by time-out must not stand in for a flush
+            **{
+                **uvicorn_options(),
+                "http": _copying_protocol(writes),
+                "lifespan": "off",
+                "log_level": "warning",
+                "timeout_keep_alive": 60,  # a close by time-out must not stand in for a flush
+            },
         )
     )
     task = asyncio.create_task(server.serve(sockets=[listener]))

@@ -16,7 +16,7 @@ Bytes go out in the order written, unchanged. WebSocket upgrades are not
 served (`ws="none"`): uvicorn would hand this transport to the WebSocket
 protocol.
 
-Imported only when serving (`serving.serve`, the embedded dev server): it needs
+Imported only when serving (`serving.uvicorn_options`): it needs
 uvicorn and httptools (the `serve` extra), which the services depend on and the
 guard alone does not.
 """
@@ -133,7 +133,3 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._joining.discard()  # nowhere to send it
         super().connection_lost(exc)
-
-
-SERVE_OPTIONS: dict[str, Any] = {"http": OneWriteHttpToolsProtocol, "ws": "none"}
-"""uvicorn options for the `serve` commands (no WebSocket routes are served)."""

@@ -26,23 +26,31 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
+def uvicorn_options() -> dict[str, Any]:
+    """uvicorn's settings wherever a service is served (the `serve` commands, the
+    embedded dev server, the bench's baseline).
+
+    No access log: request lines can carry credentials in query strings. No proxy
+    headers: uvicorn would believe X-Forwarded-For from any local peer, and the
+    services judge it by their own trusted-proxy setting. Each response in one send
+    (`http_protocol`), and no WebSockets (an upgrade would inherit that transport).
+    """
+    from portcullis_shared.http_protocol import OneWriteHttpToolsProtocol  # noqa: PLC0415
+
+    return {
+        "access_log": False,
+        "proxy_headers": False,
+        "log_level": "info",
+        "http": OneWriteHttpToolsProtocol,
+        "ws": "none",
+    }
+
+
 def serve(app: Any, *, host: str, port: int) -> None:
     """Serve `app` as every `serve` command does: one uvicorn worker, the collector
-    tuned, each response in one send, no access log and no proxy headers (request
-    lines can carry credentials; X-Forwarded-For is judged by the app's own
-    trusted-proxy setting). `make bench` serves its baseline app this way too, so
+    tuned, `uvicorn_options`. `make bench` serves its baseline app this way too, so
     that a ratio measures the app alone."""
     import uvicorn  # noqa: PLC0415 - only serving needs the server
 
-    from portcullis_shared.http_protocol import SERVE_OPTIONS  # noqa: PLC0415
-
     tune_garbage_collector()
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        access_log=False,
-        proxy_headers=False,
-        log_level="info",
-        **SERVE_OPTIONS,
-    )
+    uvicorn.run(app, host=host, port=port, **uvicorn_options())

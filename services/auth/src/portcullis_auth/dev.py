@@ -142,9 +142,8 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
     from portcullis_resource.db.migrate import upgrade_async as upgrade_posts  # noqa: PLC0415
     from portcullis_resource.http.app import create_app as create_posts_app  # noqa: PLC0415
     from portcullis_resource.settings import ResourceSettings  # noqa: PLC0415
-    from portcullis_shared.http_protocol import SERVE_OPTIONS  # noqa: PLC0415
     from portcullis_shared.plugin import PortcullisGuard  # noqa: PLC0415
-    from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
+    from portcullis_shared.serving import tune_garbage_collector, uvicorn_options  # noqa: PLC0415
 
     revocations = MemoryRevocationList()
     runtime = AuthRuntime.create(settings, local_revocations=revocations)
@@ -155,13 +154,7 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
         keys=runtime.keyring,  # the same process: no JWKS round trip needed
         revocations=None if posts_settings.guard.redis_url else revocations,
     )
-    common: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "access_log": False,
-        "proxy_headers": False,
-        "log_level": "info",
-        **SERVE_OPTIONS,
-    }
+    common: dict[str, Any] = {"host": "127.0.0.1", **uvicorn_options()}
     servers = [
         uvicorn.Server(
             uvicorn.Config(create_app(runtime=runtime), port=settings.server.port, **common)
