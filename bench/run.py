@@ -534,11 +534,11 @@ class Bench:
             f"http://127.0.0.1:{self.posts_port}",
             self.workdir / "posts.log",
         )
-        baseline_env = {**self.posts_env, "PYTHONPATH": str(ROOT)}
+        # Started from the repository's root (Server.start), where `-m bench.apps` is found.
         self.baseline = Server(
             "posts-baseline",
             [str(BIN / "python"), "-m", "bench.apps", str(self.baseline_port)],
-            baseline_env,
+            self.posts_env,
             f"http://127.0.0.1:{self.baseline_port}",
             self.workdir / "baseline.log",
         )
