@@ -33,3 +33,30 @@ async def test_a_token_failing_verification_is_not_cached() -> None:
     for _ in range(2):
         with pytest.raises(InvalidTokenError):
             await verifier.verify(token)
+
+
+async def test_a_token_one_character_away_from_a_cached_one_is_verified_itself() -> None:
+    tokens = TestTokens(audience="posts")
+    verifier = TokenVerifier(StaticKeySource(tokens.jwks), issuer=tokens.issuer, audience="posts")
+    token = tokens.token(subject="u", client_id="c")
+    await verifier.verify(token)
+    header, payload, signature = token.split(".")
+    for changed in (
+        f"{header}.{payload[:-1]}{'A' if payload[-1] != 'A' else 'B'}.{signature}",
+        f"{header}.{payload}.{signature[:-1]}{'A' if signature[-1] != 'A' else 'B'}",
+    ):
+        with pytest.raises(InvalidTokenError):
+            await verifier.verify(changed)
+
+
+async def test_the_cache_keeps_a_bounded_number_of_tokens_and_drops_the_oldest_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("portcullis_shared.verifier.VERIFIED_CACHE_SIZE", 3)
+    tokens = TestTokens(audience="posts")
+    verifier = TokenVerifier(StaticKeySource(tokens.jwks), issuer=tokens.issuer, audience="posts")
+    issued = [tokens.token(subject=f"u{n}", client_id="c") for n in range(4)]
+    first = [await verifier.verify(token) for token in issued]
+    assert await verifier.verify(issued[3]) is first[3]  # still cached
+    assert await verifier.verify(issued[0]) is not first[0]  # dropped, so verified anew
+    assert len(verifier._verified) == 3  # the bound itself is the behaviour

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import time
 from collections import OrderedDict
@@ -69,18 +70,22 @@ class TokenVerifier:
         # dict lookup, not a signature verification. An entry lasts until the token
         # expires or VERIFIED_CACHE_SECONDS pass (so a key withdrawn from the JWKS
         # stops counting soon); revocation is checked on every request elsewhere.
-        self._verified: OrderedDict[str, tuple[AccessTokenClaims, float]] = OrderedDict()
+        # Kept by the token's SHA-256, a tenth of the token's size.
+        self._verified: OrderedDict[bytes, tuple[AccessTokenClaims, float]] = OrderedDict()
 
     async def verify(self, token: str) -> AccessTokenClaims:
-        cached = self._verified.get(token)
+        if len(token) > MAX_TOKEN_BYTES or not token.isascii():
+            raise InvalidTokenError("malformed token")
+        digest = hashlib.sha256(token.encode("ascii")).digest()
+        cached = self._verified.get(digest)
         if cached is not None:
             claims, good_until = cached
             if time.time() < good_until:
                 return claims
-            del self._verified[token]
+            del self._verified[digest]
         claims = await self._verify_uncached(token)
         now = time.time()
-        self._verified[token] = (
+        self._verified[digest] = (
             claims,
             min(claims.exp + self._leeway, now + VERIFIED_CACHE_SECONDS),
         )
@@ -89,8 +94,6 @@ class TokenVerifier:
         return claims
 
     async def _verify_uncached(self, token: str) -> AccessTokenClaims:
-        if len(token) > MAX_TOKEN_BYTES or not token.isascii():
-            raise InvalidTokenError("malformed token")
         parts = token.split(".")
         if len(parts) != 3:
             raise InvalidTokenError("malformed token")
