@@ -293,21 +293,22 @@ def _probe(load: Load) -> None:
 
 def _wrk_once(load: Load, seconds: int) -> Figure:
     """One wrk run; any error answer or socket error discards the whole bench."""
-    with (
-        tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script,
-        tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as token_file,
-    ):
+    # A private directory (mode 0700: the script may hold a password), removed whatever happens.
+    with tempfile.TemporaryDirectory(prefix="portcullis-wrk-") as scratch:
+        lines = []
         if load.post is not None:
-            script.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(load.post)}\n')
-            script.write('wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n')
+            lines.append(f'wrk.method = "POST"\nwrk.body = {json.dumps(load.post)}\n')
+            lines.append('wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n')
         for name, value in load.headers.items():
-            script.write(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n")
+            lines.append(f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}\n")
         if load.tokens is not None:
-            token_file.write("\n".join(load.tokens.values) + "\n")
-            script.write(
-                _LUA_ROTATING_AUTHORIZATION % (json.dumps(token_file.name), load.tokens.sent)
+            token_file = Path(scratch) / "tokens.txt"
+            token_file.write_text("\n".join(load.tokens.values) + "\n")
+            lines.append(
+                _LUA_ROTATING_AUTHORIZATION % (json.dumps(str(token_file)), load.tokens.sent)
             )
-    try:
+        script = Path(scratch) / "load.lua"
+        script.write_text("".join(lines))
         output = subprocess.run(
             [
                 *pinned(LOAD_CORE),
@@ -319,16 +320,13 @@ def _wrk_once(load: Load, seconds: int) -> Figure:
                 "30s",  # password logins queue for the argon2 thread: seconds, not errors
                 "--latency",
                 "-s",
-                script.name,
+                str(script),
                 load.url,
             ],
             capture_output=True,
             text=True,
             check=True,
         ).stdout
-    finally:
-        os.unlink(script.name)
-        os.unlink(token_file.name)
     # Anchored: a "78.50%" in the thread stats must not pass for the 50th percentile.
     if re.search(r"^\s+50%\s+[\d.]+(us|ms|s)\s*$", output, re.MULTILINE) is None:
         raise RuntimeError(f"wrk could not measure {load.url}:\n{output}")

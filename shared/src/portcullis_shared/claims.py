@@ -10,16 +10,12 @@ ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "sid")
 
 
-class AccessTokenClaims(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class AccessTokenClaims(msgspec.Struct, frozen=True, kw_only=True):
     """Claims of a Portcullis access token.
 
     `sub` is a user id (a UUID) or, for a client-credentials token, the client
     id: the token speaks for a client exactly when `sub == client_id`.
     `sid` names the grant: the refresh-token family or the personal access token.
-
-    Untracked by the garbage collector (`gc=False`): its fields are strings and
-    integers, so it can be in no reference cycle, and the verifier's cache holds
-    thousands that a full collection would otherwise walk each time.
     """
 
     iss: str
