@@ -10,7 +10,7 @@ import pytest
 from portcullis_shared.errors import InvalidTokenError
 from portcullis_shared.jwks import StaticKeySource
 from portcullis_shared.testing import TestTokens
-from portcullis_shared.verifier import TokenVerifier
+from portcullis_shared.verifier import MAX_TOKEN_BYTES, TokenVerifier
 
 
 async def test_a_cached_token_is_refused_once_it_expires() -> None:
@@ -63,3 +63,13 @@ async def test_the_cache_keeps_a_bounded_number_of_tokens_and_drops_the_oldest_f
         for token, claims in zip(issued[1:], first[1:], strict=True)
     ] == [True, True, True]
     assert await verifier.verify(issued[0]) is not first[0]
+
+
+async def test_an_oversized_or_non_ascii_token_is_refused_before_it_is_hashed_or_cached() -> None:
+    tokens = TestTokens(audience="posts")
+    verifier = TokenVerifier(StaticKeySource(tokens.jwks), issuer=tokens.issuer, audience="posts")
+    token = tokens.token(subject="u", client_id="c")
+    for refused in (token + "A" * MAX_TOKEN_BYTES, token[:-1] + "é"):
+        for _ in range(2):  # and never served from the cache the second time
+            with pytest.raises(InvalidTokenError, match="malformed token"):
+                await verifier.verify(refused)
