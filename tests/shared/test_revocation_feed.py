@@ -186,6 +186,28 @@ async def test_a_lost_feed_is_not_trusted_until_a_full_resync(
     assert reads(redis_proxy, before) == []
 
 
+async def test_a_token_cleared_before_a_reconnect_is_checked_again_after_the_resync(
+    followed: FollowedRevocationList,
+    redis_client: aioredis.Redis,
+    revocation_keys: RevocationKeys,
+    redis_proxy: RedisCommandProxy,
+) -> None:
+    """A token's clearance is remembered only while the filter is unchanged: the resync
+    after a reconnect adds to the filter in use, and what it adds counts for tokens
+    already cleared, not only for new ones."""
+    claims = claims_of(access_claims())
+    assert await followed.is_revoked(claims) is False
+    assert await followed.is_revoked(claims) is False  # now remembered as cleared
+
+    redis_proxy.refusing = True
+    redis_proxy.drop_connections()
+    await eventually(lambda: not followed.is_current, within=0.5)
+    await redis_client.set(revocation_keys.jti(claims.jti), 1, ex=3600)  # announced to nobody
+    redis_proxy.refusing = False
+    await eventually(lambda: followed.is_current, within=5)
+    assert await followed.is_revoked(claims) is True
+
+
 async def test_a_lost_marker_stops_the_trust_until_the_list_is_whole_again(
     followed: FollowedRevocationList,
     redis_client: aioredis.Redis,

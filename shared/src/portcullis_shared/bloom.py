@@ -20,6 +20,8 @@ class BloomFilter:
         self._size = bits
         self._hashes = max(1, round(bits / capacity * math.log(2)))
         self._bits = bytearray((bits + 7) // 8)
+        self.additions = 0
+        """Items added so far: an answer given at one count holds while the count stays."""
 
     @property
     def nbytes(self) -> int:
@@ -36,6 +38,7 @@ class BloomFilter:
         for i in range(self._hashes):
             position = (first + i * second) % size
             bits[position >> 3] |= 1 << (position & 7)
+        self.additions += 1
 
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, str):
