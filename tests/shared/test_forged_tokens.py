@@ -14,13 +14,14 @@ import hmac
 import inspect
 import json
 import secrets
+import string
 import time
 import uuid
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from joserfc.jwk import OKPKey
+from joserfc.jwk import ECKey, OKPKey
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -40,6 +41,7 @@ from tests.shared.conftest import (
     access_claims,
     assert_invalid_token,
     b64url,
+    b64url_decode,
     bearer,
     client_claims,
     compact_json,
@@ -52,6 +54,7 @@ from tests.shared.conftest import (
 )
 
 Client = AsyncTestClient[Litestar]
+URLSAFE_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
 REQUIRED_CLAIMS = ["iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "sid"]
 
 
@@ -259,6 +262,45 @@ async def test_signature_of_another_token_is_refused(http: Client, rsa_key: Sign
     first = mint(rsa_key).split(".")
     second = mint(rsa_key, access_claims(scope="admin")).split(".")
     assert_invalid_token(await me(http, f"{second[0]}.{second[1]}.{first[2]}"))
+
+
+async def test_es256_token_under_a_p384_key_is_refused(http: Client, rsa_key: SigningKey) -> None:
+    """ES256 is P-256 with SHA-256 (RFC 7518 §3.4): a JWKS key on another curve, even
+    marked ES256 and genuinely signing, does not verify ES256 tokens."""
+    p384 = SigningKey(ECKey.generate_key("P-384", private=True), kid="p384", alg="ES256")
+    guard = PortcullisGuard(
+        guard_config(),
+        keys=StaticKeySource(jwks_of(rsa_key, p384)),
+        revocations=MemoryRevocationList(),
+    )
+    async with AsyncTestClient(app=guarded_app(guard)) as other:
+        assert_invalid_token(await me(other, mint(p384)))
+
+
+@pytest.mark.parametrize("spelling", ["junk inside", "standard alphabet", "unused bits", "padded"])
+async def test_a_segment_spelled_another_way_is_refused(
+    http: Client, rsa_key: SigningKey, spelling: str
+) -> None:
+    """Only the issuer's own spelling of a token is accepted: a signature segment that
+    decodes to the same bytes under a lenient base64 decoder is another token."""
+    header, payload, signature = next(
+        parts
+        for parts in (mint(rsa_key).split(".") for _ in range(100))
+        if "-" in parts[2] or "_" in parts[2]
+    )
+    assert len(signature) % 4 == 2  # a 256-byte signature: its last character has 4 unused bits
+    last = URLSAFE_ALPHABET.index(signature[-1])
+    respelled = {
+        "junk inside": signature[:10] + "!!!!" + signature[10:],
+        "standard alphabet": signature.replace("-", "+").replace("_", "/"),
+        "unused bits": signature[:-1] + URLSAFE_ALPHABET[last ^ 1],
+        "padded": signature + "==",
+    }[spelling]
+    assert b64url_decode(
+        respelled.replace("+", "-").replace("/", "_").replace("!", "").rstrip("=")
+    ) == b64url_decode(signature)
+    assert respelled != signature
+    assert_invalid_token(await me(http, f"{header}.{payload}.{respelled}"))
 
 
 @pytest.mark.filterwarnings(
