@@ -8,7 +8,10 @@ chains) to core 1. The raw signing rate (the service's own signer) and the raw
 argon2 rate are measured on core 0 while the servers idle, in turns with the
 runs they are the baseline of: the machine's speed drifts over minutes (raw
 signing has moved by half within one bench), so each run is divided by the
-baseline run just before it and the ratio is the median of those. Prints one
+baseline run just before it and the ratio is the median of those. Two servers
+compared with each other (the posts service and its baseline, each scaling twin
+and the service it varies) are loaded at once, side by side on the server core,
+so that within each run the machine's speed is the same for both. Prints one
 table of medians over several runs and writes it as JSON to
 bench/results/latest.json. Nothing here asserts an absolute number.
 
@@ -20,9 +23,9 @@ request looks its key up in the JWKS.
 
 Environment: PORTCULLIS_TEST_DATABASE_URL / PORTCULLIS_TEST_REDIS_URL (else the
 local defaults), BENCH_DURATION (seconds per run, default 8), BENCH_RUNS
-(default 3), BENCH_CONNECTIONS (default 32). Each scaling row runs a twin service
-(a million revoked entries, twenty JWKS keys, a million token rows) in turns
-with the service it varies.
+(default 3), BENCH_CONNECTIONS (default 32, per load). Each scaling row runs a twin
+service (a million revoked entries, twenty JWKS keys, a million token rows) side by
+side with the service it varies.
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -276,6 +280,36 @@ def wrk_interleaved(*loads: Load) -> list[Figure]:
         for load, figures in order if run % 2 == 0 else reversed(order):
             figures.append(_wrk_once(load, DURATION))
     return [_median(figures) for figures in runs]
+
+
+def wrk_side_by_side(reference: Load, *others: Load) -> list[Pair]:
+    """Each of `others` beside `reference`, all served at once: one wrk each, their servers
+    sharing the server core, so that each run sees one machine speed for all (taken in
+    turns on a noisy machine, one pair of runs moved by a third). Each run's ratio is a
+    load's rate over the reference's in that run; a Pair's ratio is their median."""
+    loads = [reference, *others]
+    for load in loads:
+        _probe(load)
+    _wrk_together(loads, WARM_UP)
+    runs = [_wrk_together(loads, DURATION) for _ in range(RUNS)]
+    pairs = []
+    for index in range(1, len(loads)):
+        ratios = [run[index].rps / run[0].rps for run in runs]
+        pairs.append(
+            Pair(
+                load=_median([run[index] for run in runs]),
+                baseline=_median([run[0] for run in runs]),
+                ratio=statistics.median(ratios),
+                ratios=[round(ratio, 3) for ratio in ratios],
+            )
+        )
+    return pairs
+
+
+def _wrk_together(loads: list[Load], seconds: int) -> list[Figure]:
+    with ThreadPoolExecutor(len(loads)) as pool:
+        runs = [pool.submit(_wrk_once, load, seconds) for load in loads]
+    return [run.result() for run in runs]
 
 
 def _probe(load: Load) -> None:
@@ -752,16 +786,19 @@ class Bench:
         path, headers = self.posts_path_and_headers()
         # A client sends its token until it expires: the first request verifies it, the
         # rest find it in the verifier's cache. With a new token each request, every
-        # request verifies one.
+        # request verifies one. Each alone, in turns (rates, latencies), then side by side
+        # (the ratios).
+        repeated = Load(self.posts.url + path, headers=headers)
+        new_tokens = Load.with_new_tokens(self.posts.url + path, self.new_tokens())
+        baseline = Load(self.baseline.url + path)
         (
             self.results["posts_authenticated"],
-            self.results["posts_authenticated_new_tokens"],
+            self.results["posts_new_tokens"],
             self.results["posts_baseline"],
-        ) = wrk_interleaved(
-            Load(self.posts.url + path, headers=headers),
-            Load.with_new_tokens(self.posts.url + path, self.new_tokens()),
-            Load(self.baseline.url + path),
-        )
+        ) = wrk_interleaved(repeated, new_tokens, baseline)
+        # One pair at a time: the two token loads go to one server.
+        for name, load in (("posts_authenticated", repeated), ("posts_new_tokens", new_tokens)):
+            (self.results[f"{name}_side_by_side"],) = wrk_side_by_side(baseline, load)
         basic = (
             "Basic " + base64.b64encode(f"{self.machine[0]}:{self.machine[1]}".encode()).decode()
         )
@@ -810,10 +847,9 @@ class Bench:
         self.setup_twins()
         tokens = self.new_tokens()
         (
-            self.results["posts_scaling_reference"],
             self.results["posts_authenticated_1M_revoked"],
             self.results["posts_authenticated_20_keys"],
-        ) = wrk_interleaved(
+        ) = wrk_side_by_side(
             *(
                 Load.with_new_tokens(server.url + path, tokens)
                 for server in (self.posts, self.posts_1m, self.posts_20_keys)
@@ -823,19 +859,17 @@ class Bench:
             "Basic "
             + base64.b64encode(f"{self.machine_1m[0]}:{self.machine_1m[1]}".encode()).decode()
         )
-        self.results["client_credentials_reference"], self.results["client_credentials_1M_rows"] = (
-            wrk_interleaved(
-                Load(
-                    f"{self.auth_url}/oauth/token",
-                    headers={"Authorization": basic},
-                    post="grant_type=client_credentials",
-                ),
-                Load(
-                    f"{self.auth_1m.url}/oauth/token",
-                    headers={"Authorization": basic_1m},
-                    post="grant_type=client_credentials",
-                ),
-            )
+        (self.results["client_credentials_1M_rows"],) = wrk_side_by_side(
+            Load(
+                f"{self.auth_url}/oauth/token",
+                headers={"Authorization": basic},
+                post="grant_type=client_credentials",
+            ),
+            Load(
+                f"{self.auth_1m.url}/oauth/token",
+                headers={"Authorization": basic_1m},
+                post="grant_type=client_credentials",
+            ),
         )
         self.results["peak_rss_mib"] = {
             server.name: server.peak_rss_mib() for server in self.servers
@@ -899,21 +933,17 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
             " (target >= 0.90)",
             "token",
         ),
-        (
-            "posts_authenticated_new_tokens",
-            "posts, a new token each request / no token",
-            "",
-            "new tokens",
-        ),
+        ("posts_new_tokens", "posts, a new token each request / no token", "", "new tokens"),
     ):
-        posts = results[name]
+        posts, side_by_side = results[name], results[f"{name}_side_by_side"]
         rows.append(
             (
                 label,
                 f"{posts.rps:.0f} / {base_posts.rps:.0f} req/s",
-                f"{posts.rps / base_posts.rps:.2f}{target}",
+                f"{side_by_side.ratio:.2f}{target}",
             )
         )
+        rows.append(("  in turns, each alone", "", f"{posts.rps / base_posts.rps:.2f}"))
         rows.append(latency(latency_label, posts))
     rows.append(latency("no token", base_posts))
 
@@ -922,12 +952,12 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
         return (
             label,
             f"{figure.load.rps:.{digits}f} / {figure.baseline.rps:.{digits}f} per s",
-            f"{figure.ratio:.2f} (target >= {target})",
+            f"{figure.ratio:.2f} (target {target})",
         )
 
     sign = rps("raw_signing_RS256")
-    rows.append(pair("client_credentials", "client credentials / raw RS256 signing", "0.50", 0))
-    rows.append(pair("refresh_rotation", "refresh rotations / raw RS256 signing", "0.40", 0))
+    rows.append(pair("client_credentials", "client credentials / raw RS256 signing", ">= 0.50", 0))
+    rows.append(pair("refresh_rotation", "refresh rotations / raw RS256 signing", ">= 0.40", 0))
     rows.append(
         (
             "  raw RS256: the service's signer / jwt.encode",
@@ -935,23 +965,13 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
             "",
         )
     )
-    rows.append(pair("password_grant", "password grant / raw argon2 verify", "0.90", 1))
-    for name, reference, label in (
-        ("posts_authenticated_1M_revoked", "posts_scaling_reference", "posts, 1M revoked / none"),
-        ("posts_authenticated_20_keys", "posts_scaling_reference", "posts, 20 JWKS keys / 1"),
-        (
-            "client_credentials_1M_rows",
-            "client_credentials_reference",
-            "client credentials, 1M token rows / none",
-        ),
+    rows.append(pair("password_grant", "password grant / raw argon2 verify", ">= 0.90", 1))
+    for name, label in (
+        ("posts_authenticated_1M_revoked", "posts, 1M revoked / none (new tokens)"),
+        ("posts_authenticated_20_keys", "posts, 20 JWKS keys / 1 (new tokens)"),
+        ("client_credentials_1M_rows", "client credentials, 1M token rows / none"),
     ):
-        rows.append(
-            (
-                label,
-                f"{rps(name):.0f} / {rps(reference):.0f} per s",
-                f"{rps(name) / rps(reference):.2f} (target 0.90-1.10)",
-            )
-        )
+        rows.append(pair(name, label, "0.90-1.10", 0))
     rows.append(
         (
             "  posts: revocation filter read at start",
@@ -967,8 +987,10 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
     for figure, measured, ratio in rows:
         print(f"{figure:{width}}  {measured:28} {ratio}")
     print(
-        "\nA ratio to a raw rate is the median of its runs' ratios (each run beside the raw run"
-        "\njust before it); any other ratio divides median runs taken in turns."
+        "\nA ratio to a raw rate is the median of its runs' ratios, each run beside the raw run"
+        "\njust before it. A ratio of two servers is the median of runs in which both served at"
+        "\nonce, sharing the server core (rates then are shares of the core); the posts rows"
+        "\nshow beside it the rates, latencies and ratio of median runs taken alone, in turns."
     )
     return {
         "rows": [{"figure": f, "measured": m, "ratio": r} for f, m, r in rows],
