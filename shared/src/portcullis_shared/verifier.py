@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
 import time
 from collections import OrderedDict
 from collections.abc import Collection
@@ -68,6 +67,7 @@ class TokenVerifier:
         self._algorithms = frozenset(algorithms)
         self._leeway = leeway
         self._claims_decoder = msgspec.json.Decoder(AccessTokenClaims)
+        self._header_decoder = msgspec.json.Decoder()
         # Tokens whose signature and claims already checked out: a repeat costs a
         # dict lookup, not a signature verification. An entry lasts until the token
         # expires or VERIFIED_CACHE_SECONDS pass (so a key withdrawn from the JWKS
@@ -127,8 +127,8 @@ class TokenVerifier:
 
     def _check_header(self, raw: bytes) -> dict[str, str]:
         try:
-            header = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
+            header = self._header_decoder.decode(raw)
+        except msgspec.DecodeError:
             raise InvalidTokenError("malformed token header") from None
         if not isinstance(header, dict):
             raise InvalidTokenError("malformed token header")
