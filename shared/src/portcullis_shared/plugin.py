@@ -106,11 +106,17 @@ class GuardConfig:
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """RFC 6750 §2.1: the token from `Authorization: Bearer` only (never the query)."""
-    header = connection.headers.get("authorization")
+    """RFC 6750 §2.1: the token from `Authorization: Bearer` only (never the query).
+
+    Read from the raw headers (the first Authorization line, as `connection.headers`
+    would give it) without building Litestar's header map for every request."""
+    header = next(
+        (value for name, value in connection.scope["headers"] if name.lower() == b"authorization"),
+        None,
+    )
     if not header:
         raise MissingTokenError("a bearer token is required")
-    scheme, _, token = header.strip().partition(" ")
+    scheme, _, token = header.decode("latin-1").strip().partition(" ")
     if scheme.lower() != "bearer":
         raise MissingTokenError("a bearer token is required")
     token = token.strip()
