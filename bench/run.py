@@ -220,12 +220,15 @@ class Figure:
     p50_ms: float | None = None
     p99_ms: float | None = None
     samples: list[float] = field(default_factory=list)
+    cpu_share: float | None = None
+    """Side by side: the part of a core the server used during the run."""
 
 
 @dataclass
 class Pair:
-    """A load's runs, each after a run of its baseline: `ratio` is the median of the
-    runs' ratios, `load` and `baseline` the median runs."""
+    """A load's runs beside its baseline's, each taken just after a baseline run (a raw
+    rate) or at the same time (side by side): `ratio` is the median of the runs' ratios,
+    `load` and `baseline` the median runs."""
 
     load: Figure
     baseline: Figure
@@ -282,18 +285,23 @@ def wrk_interleaved(*loads: Load) -> list[Figure]:
     return [_median(figures) for figures in runs]
 
 
-def wrk_side_by_side(reference: Load, *others: Load) -> list[Pair]:
+Served = tuple[Load, Server]
+"""A load and the server it goes to."""
+
+
+def wrk_side_by_side(reference: Served, *others: Served) -> list[Pair]:
     """Each of `others` beside `reference`, all served at once: one wrk each, their servers
     sharing the server core, so that each run sees one machine speed for all (taken in
     turns on a noisy machine, one pair of runs moved by a third). Each run's ratio is a
-    load's rate over the reference's in that run; a Pair's ratio is their median."""
-    loads = [reference, *others]
-    for load in loads:
+    load's rate over the reference's in that run; a Pair's ratio is their median. Each
+    figure carries the part of the core its server got, to show the sharing was even."""
+    served = [reference, *others]
+    for load, _ in served:
         _probe(load)
-    _wrk_together(loads, WARM_UP)
-    runs = [_wrk_together(loads, DURATION) for _ in range(RUNS)]
+    _wrk_together(served, WARM_UP)
+    runs = [_wrk_together(served, DURATION) for _ in range(RUNS)]
     pairs = []
-    for index in range(1, len(loads)):
+    for index in range(1, len(served)):
         ratios = [run[index].rps / run[0].rps for run in runs]
         pairs.append(
             Pair(
@@ -306,10 +314,16 @@ def wrk_side_by_side(reference: Load, *others: Load) -> list[Pair]:
     return pairs
 
 
-def _wrk_together(loads: list[Load], seconds: int) -> list[Figure]:
-    with ThreadPoolExecutor(len(loads)) as pool:
-        runs = [pool.submit(_wrk_once, load, seconds) for load in loads]
-    return [run.result() for run in runs]
+def _wrk_together(served: list[Served], seconds: int) -> list[Figure]:
+    cpu_before = [server.cpu_seconds() for _, server in served]
+    started = time.monotonic()
+    with ThreadPoolExecutor(len(served)) as pool:
+        runs = [pool.submit(_wrk_once, load, seconds) for load, _ in served]
+    elapsed = time.monotonic() - started
+    figures = [run.result() for run in runs]
+    for figure, (_, server), before in zip(figures, served, cpu_before, strict=True):
+        figure.cpu_share = round((server.cpu_seconds() - before) / elapsed, 3)
+    return figures
 
 
 def _probe(load: Load) -> None:
@@ -798,7 +812,9 @@ class Bench:
         ) = wrk_interleaved(repeated, new_tokens, baseline)
         # One pair at a time: the two token loads go to one server.
         for name, load in (("posts_authenticated", repeated), ("posts_new_tokens", new_tokens)):
-            (self.results[f"{name}_side_by_side"],) = wrk_side_by_side(baseline, load)
+            (self.results[f"{name}_side_by_side"],) = wrk_side_by_side(
+                (baseline, self.baseline), (load, self.posts)
+            )
         basic = (
             "Basic " + base64.b64encode(f"{self.machine[0]}:{self.machine[1]}".encode()).decode()
         )
@@ -851,7 +867,7 @@ class Bench:
             self.results["posts_authenticated_20_keys"],
         ) = wrk_side_by_side(
             *(
-                Load.with_new_tokens(server.url + path, tokens)
+                (Load.with_new_tokens(server.url + path, tokens), server)
                 for server in (self.posts, self.posts_1m, self.posts_20_keys)
             )
         )
@@ -860,15 +876,21 @@ class Bench:
             + base64.b64encode(f"{self.machine_1m[0]}:{self.machine_1m[1]}".encode()).decode()
         )
         (self.results["client_credentials_1M_rows"],) = wrk_side_by_side(
-            Load(
-                f"{self.auth_url}/oauth/token",
-                headers={"Authorization": basic},
-                post="grant_type=client_credentials",
+            (
+                Load(
+                    f"{self.auth_url}/oauth/token",
+                    headers={"Authorization": basic},
+                    post="grant_type=client_credentials",
+                ),
+                self.auth,
             ),
-            Load(
-                f"{self.auth_1m.url}/oauth/token",
-                headers={"Authorization": basic_1m},
-                post="grant_type=client_credentials",
+            (
+                Load(
+                    f"{self.auth_1m.url}/oauth/token",
+                    headers={"Authorization": basic_1m},
+                    post="grant_type=client_credentials",
+                ),
+                self.auth_1m,
             ),
         )
         self.results["peak_rss_mib"] = {
@@ -926,34 +948,28 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
             "",
         )
 
-    for name, label, target, latency_label in (
-        (
-            "posts_authenticated",
-            "posts GET /api/posts/{id}, token / no token",
-            " (target >= 0.90)",
-            "token",
-        ),
-        ("posts_new_tokens", "posts, a new token each request / no token", "", "new tokens"),
-    ):
-        posts, side_by_side = results[name], results[f"{name}_side_by_side"]
-        rows.append(
-            (
-                label,
-                f"{posts.rps:.0f} / {base_posts.rps:.0f} req/s",
-                f"{side_by_side.ratio:.2f}{target}",
-            )
-        )
-        rows.append(("  in turns, each alone", "", f"{posts.rps / base_posts.rps:.2f}"))
-        rows.append(latency(latency_label, posts))
-    rows.append(latency("no token", base_posts))
-
     def pair(name: str, label: str, target: str, digits: int) -> tuple[str, str, str]:
         figure: Pair = results[name]
-        return (
-            label,
-            f"{figure.load.rps:.{digits}f} / {figure.baseline.rps:.{digits}f} per s",
-            f"{figure.ratio:.2f} (target {target})",
+        measured = f"{figure.load.rps:.{digits}f} / {figure.baseline.rps:.{digits}f} per s"
+        if figure.load.cpu_share is not None and figure.baseline.cpu_share is not None:
+            measured += f" (cores {figure.load.cpu_share:.2f} / {figure.baseline.cpu_share:.2f})"
+        return (label, measured, f"{figure.ratio:.2f}" + (f" (target {target})" if target else ""))
+
+    for name, label, target, latency_label in (
+        ("posts_authenticated", "posts GET /api/posts/{id}, token / no token", ">= 0.90", "token"),
+        ("posts_new_tokens", "posts, a new token each request / no token", "", "new tokens"),
+    ):
+        posts = results[name]
+        rows.append(pair(f"{name}_side_by_side", label, target, 0))
+        rows.append(
+            (
+                "  in turns, each alone",
+                f"{posts.rps:.0f} / {base_posts.rps:.0f} per s",
+                f"{posts.rps / base_posts.rps:.2f}",
+            )
         )
+        rows.append(latency(latency_label, posts))
+    rows.append(latency("no token", base_posts))
 
     sign = rps("raw_signing_RS256")
     rows.append(pair("client_credentials", "client credentials / raw RS256 signing", ">= 0.50", 0))
@@ -983,14 +999,16 @@ def report(results: dict[str, Any]) -> dict[str, Any]:
     for name, mib in results["peak_rss_mib"].items():
         rows.append((f"peak RSS {name}", f"{mib} MiB", "(target < 200)"))
     width = max(len(r[0]) for r in rows)
-    print(f"\n{'figure':{width}}  {'measured (median runs)':28} ratio")
+    measured_width = max(len(r[1]) for r in rows)
+    print(f"\n{'figure':{width}}  {'measured (median runs)':{measured_width}}  ratio")
     for figure, measured, ratio in rows:
-        print(f"{figure:{width}}  {measured:28} {ratio}")
+        print(f"{figure:{width}}  {measured:{measured_width}}  {ratio}")
     print(
         "\nA ratio to a raw rate is the median of its runs' ratios, each run beside the raw run"
         "\njust before it. A ratio of two servers is the median of runs in which both served at"
-        "\nonce, sharing the server core (rates then are shares of the core); the posts rows"
-        "\nshow beside it the rates, latencies and ratio of median runs taken alone, in turns."
+        "\nonce, sharing the server core (rates then are shares of the core, and the part of"
+        "\nthe core each server got is shown); the posts rows also show the rates, latencies"
+        "\nand ratio of median runs taken alone, in turns."
     )
     return {
         "rows": [{"figure": f, "measured": m, "ratio": r} for f, m, r in rows],

@@ -27,7 +27,8 @@ every check goes to Redis, which refuses tokens while the marker is missing.
 
 Memory is fixed by `capacity`: about 1.8 bytes an entry at 0.1 % false
 positives, 3.4 MiB for the default two million, twice that while a rebuild
-runs, plus up to CLEARED_MEMORY remembered tokens. Past capacity the filter
+runs, plus up to CLEARED_MEMORY remembered tokens (their claims, mostly the ones
+the verifier caches anyway: about 7 MiB if not). Past capacity the filter
 grows less exact, never larger. It is rebuilt from Redis about every
 `rebuild_every` seconds so that expired entries leave.
 """
@@ -122,8 +123,7 @@ class FollowedRevocationList:
         added, or another filter swapped in, forgets them all."""
         known = self._filter
         if known is not self._cleared_by or known.additions != self._cleared_at:
-            self._cleared.clear()
-            self._cleared_by, self._cleared_at = known, known.additions
+            self._forget_cleared()
         if claims in self._cleared:
             return True
         if any(self.keys.item(*entry) in known for entry in token_entries(claims)):
@@ -132,6 +132,11 @@ class FollowedRevocationList:
             self._cleared.clear()
         self._cleared.add(claims)
         return True
+
+    def _forget_cleared(self) -> None:
+        """The filter changed: no token counts as cleared until looked up in it again."""
+        self._cleared.clear()
+        self._cleared_by, self._cleared_at = self._filter, self._filter.additions
 
     async def start(self) -> None:
         """Begin following; checks go to Redis until the first resync completes."""
@@ -268,6 +273,7 @@ class FollowedRevocationList:
         if generation != self._generation:
             return  # superseded by a newer resync
         self._filter = target
+        self._forget_cleared()  # and let go of the filter replaced
         self._building = None
         self._marker = marker
         self._synced = True

@@ -4,8 +4,11 @@ A JOSE library checks the signature only; everything else is checked here:
 the algorithm comes from configuration (never from the token), `typ` must be
 `at+jwt`, header parameters that point at other keys (`jku`, `x5u`, `jwk`,
 `x5c`) and any `crit` are refused, every claim is required, `iss` and `aud`
-must match, and time claims hold within a leeway of at most 60 s. Every
-malformed input ends as `InvalidTokenError`, never as anything else.
+must match, and time claims hold within a leeway of at most 60 s. Other header
+members are ignored (RFC 7515 §4); `b64` is never honoured, so the signature
+always covers the two segments as sent. Each segment is read in its one
+canonical base64url spelling. Every malformed input ends as
+`InvalidTokenError`, never as anything else.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ VERIFIED_CACHE_SIZE = 10_000
 VERIFIED_CACHE_SECONDS = 60.0
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 _KEY_TYPE_OF_ALG = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+"""What msgspec raises for bytes that are no JSON: invalid UTF-8 inside a string is a
+UnicodeDecodeError, not a DecodeError."""
 
 
 def _b64decode(segment: str) -> bytes:
@@ -120,7 +126,7 @@ class TokenVerifier:
             raise InvalidTokenError("invalid signature")
         try:
             claims = self._claims_decoder.decode(payload)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             raise InvalidTokenError("missing or malformed claims") from None
         self._check_claims(claims)
         return claims
@@ -128,7 +134,7 @@ class TokenVerifier:
     def _check_header(self, raw: bytes) -> dict[str, str]:
         try:
             header = self._header_decoder.decode(raw)
-        except msgspec.DecodeError:
+        except _UNDECODABLE:
             raise InvalidTokenError("malformed token header") from None
         if not isinstance(header, dict):
             raise InvalidTokenError("malformed token header")
