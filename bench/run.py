@@ -296,6 +296,8 @@ def wrk_side_by_side(reference: Served, *others: Served) -> list[Pair]:
     load's rate over the reference's in that run; a Pair's ratio is their median. Each
     figure carries the part of the core its server got, to show the sharing was even."""
     served = [reference, *others]
+    if len({id(server) for _, server in served}) < len(served):
+        raise ValueError("side by side, each load needs a server of its own")
     for load, _ in served:
         _probe(load)
     _wrk_together(served, WARM_UP)

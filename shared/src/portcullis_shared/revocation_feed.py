@@ -273,7 +273,7 @@ class FollowedRevocationList:
         if generation != self._generation:
             return  # superseded by a newer resync
         self._filter = target
-        self._forget_cleared()  # and let go of the filter replaced
+        self._forget_cleared()  # now, or the memo would keep the old filter alive till the next check
         self._building = None
         self._marker = marker
         self._synced = True

@@ -38,7 +38,7 @@ _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
 _KEY_TYPE_OF_ALG = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 _UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 """What msgspec raises for bytes that are no JSON: invalid UTF-8 inside a string is a
-UnicodeDecodeError, not a DecodeError."""
+UnicodeDecodeError, not a DecodeError; JSON nested too deep, a RecursionError."""
 
 
 def _b64decode(segment: str) -> bytes:
