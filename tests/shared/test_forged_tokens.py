@@ -264,6 +264,29 @@ async def test_signature_of_another_token_is_refused(http: Client, rsa_key: Sign
     assert_invalid_token(await me(http, f"{second[0]}.{second[1]}.{first[2]}"))
 
 
+@pytest.mark.parametrize(("signer", "kid_of"), [("rsa", "ec"), ("ec", "rsa")])
+async def test_token_under_a_key_of_another_type_is_refused_when_the_jwks_pins_no_alg(
+    rsa_key: SigningKey, ec_key: SigningKey, signer: str, kid_of: str
+) -> None:
+    """With no `alg` in the JWKS, the key's type alone must rule the token out (an RSA
+    signature checked with an EC key must not even be attempted)."""
+    keys = {"rsa": rsa_key, "ec": ec_key}
+    unpinned = {
+        "keys": [
+            {member: value for member, value in key.public_jwk().items() if member != "alg"}
+            for key in keys.values()
+        ]
+    }
+    guard = PortcullisGuard(
+        guard_config(), keys=StaticKeySource(unpinned), revocations=MemoryRevocationList()
+    )
+    async with AsyncTestClient(app=guarded_app(guard)) as other:
+        for key in keys.values():  # controls: each key verifies its own tokens
+            assert (await me(other, mint(key))).status_code == 200
+        forged = sign(header_for(keys[signer], kid=keys[kid_of].kid), access_claims(), keys[signer])
+        assert_invalid_token(await me(other, forged))
+
+
 async def test_es256_token_under_a_p384_key_is_refused(http: Client, rsa_key: SigningKey) -> None:
     """ES256 is P-256 with SHA-256 (RFC 7518 §3.4): a JWKS key on another curve, even
     marked ES256 and genuinely signing, does not verify ES256 tokens."""

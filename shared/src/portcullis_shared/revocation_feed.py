@@ -89,9 +89,8 @@ class FollowedRevocationList:
         self._rebuild_every = rebuild_every
         self._filter = BloomFilter(capacity, error_rate)
         self._cleared: set[AccessTokenClaims] = set()
-        """Tokens `_cleared_by` cleared at its `_cleared_at` additions (at most
-        CLEARED_MEMORY of them)."""
-        self._cleared_by = self._filter
+        """Tokens the filter cleared when it held `_cleared_at` items (at most
+        CLEARED_MEMORY of them); forgotten when another filter is swapped in."""
         self._cleared_at = self._filter.additions
         self._building: BloomFilter | None = None
         """A fresh filter a periodic rebuild is filling; it hears announcements too."""
@@ -122,7 +121,7 @@ class FollowedRevocationList:
         (a client sends its token many times) while the filter stays as it was: any item
         added, or another filter swapped in, forgets them all."""
         known = self._filter
-        if known is not self._cleared_by or known.additions != self._cleared_at:
+        if known.additions != self._cleared_at:
             self._forget_cleared()
         if claims in self._cleared:
             return True
@@ -136,7 +135,7 @@ class FollowedRevocationList:
     def _forget_cleared(self) -> None:
         """The filter changed: no token counts as cleared until looked up in it again."""
         self._cleared.clear()
-        self._cleared_by, self._cleared_at = self._filter, self._filter.additions
+        self._cleared_at = self._filter.additions
 
     async def start(self) -> None:
         """Begin following; checks go to Redis until the first resync completes."""
@@ -273,7 +272,7 @@ class FollowedRevocationList:
         if generation != self._generation:
             return  # superseded by a newer resync
         self._filter = target
-        self._forget_cleared()  # now, or the memo would keep the old filter alive till the next check
+        self._forget_cleared()  # it may hold as many items as the old one, but not the same
         self._building = None
         self._marker = marker
         self._synced = True

@@ -21,6 +21,7 @@ from collections.abc import Collection
 
 import msgspec
 from joserfc.errors import JoseError
+from joserfc.jwa import JWSAlgModel
 from joserfc.jws import JWSRegistry
 from joserfc.util import urlsafe_b64decode
 
@@ -35,7 +36,6 @@ MAX_LEEWAY = 60
 VERIFIED_CACHE_SIZE = 10_000
 VERIFIED_CACHE_SECONDS = 60.0
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
-_KEY_TYPE_OF_ALG = {"RS256": "RSA", "ES256": "EC", "EdDSA": "OKP"}
 _UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 """What msgspec raises for bytes that are no JSON: invalid UTF-8 inside a string is a
 UnicodeDecodeError, not a DecodeError; JSON nested too deep, a RecursionError."""
@@ -70,7 +70,11 @@ class TokenVerifier:
         self._keys = keys
         self._issuer = issuer
         self._audience = audience
-        self._algorithms = frozenset(algorithms)
+        self._signatures: dict[str, JWSAlgModel] = {
+            name: JWSRegistry.algorithms[name] for name in algorithms
+        }
+        """The library's model of each allowed algorithm: it knows the keys that fit it and
+        checks signatures."""
         self._leeway = leeway
         self._claims_decoder = msgspec.json.Decoder(AccessTokenClaims)
         self._header_decoder = msgspec.json.Decoder()
@@ -110,15 +114,18 @@ class TokenVerifier:
         header = self._check_header(_b64decode(parts[0]))
         alg, kid = header["alg"], header["kid"]
         key, pinned_alg = await self._keys.get_key(kid)
-        if (pinned_alg is not None and pinned_alg != alg) or key.key_type != _KEY_TYPE_OF_ALG[alg]:
+        algorithm = self._signatures[alg]
+        try:
+            algorithm.check_key(key)  # its type, its curve (P-256 for ES256), `use` and `alg`
+        except JoseError:
+            raise InvalidTokenError("key does not match the token's algorithm") from None
+        if pinned_alg is not None and pinned_alg != alg:
             raise InvalidTokenError("key does not match the token's algorithm")
+        # The header is parsed and checked above, the payload below: the library only
+        # checks the signature.
         payload, signature = _b64decode(parts[1]), _b64decode(parts[2])
-        # The header is parsed and checked above, the payload below: the library's
-        # algorithm checks the key fits it (an ES256 key is on P-256) and the signature.
-        algorithm = JWSRegistry.algorithms[alg]
         signing_input = token[: len(parts[0]) + 1 + len(parts[1])].encode("ascii")
         try:
-            algorithm.check_key(key)
             valid = algorithm.verify(signing_input, signature, key)
         except (JoseError, ValueError, TypeError):
             valid = False
@@ -139,7 +146,7 @@ class TokenVerifier:
         if not isinstance(header, dict):
             raise InvalidTokenError("malformed token header")
         alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
-        if not isinstance(alg, str) or alg not in self._algorithms:
+        if not isinstance(alg, str) or alg not in self._signatures:
             raise InvalidTokenError("algorithm not allowed")
         if not isinstance(kid, str) or not kid or len(kid) > 128:
             raise InvalidTokenError("missing or malformed kid")
