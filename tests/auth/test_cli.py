@@ -131,6 +131,20 @@ def test_client_create_without_json_prints_the_secret_with_a_warning() -> None:
 
 
 @pytest.mark.usefixtures("cli_environ")
+def test_a_third_party_password_client_is_created_with_a_warning() -> None:
+    third_party = ok("client", "create", "partner", "--grant", "password", "--json")
+    assert "warning" in third_party.stderr.lower()
+    assert "password" in third_party.stderr
+    assert "--first-party" in third_party.stderr
+    assert json.loads(third_party.stdout)["grant_types"] == ["password"]
+
+    own = ok("client", "create", "own app", "--grant", "password", "--first-party", "--json")
+    assert own.stderr == ""
+    machine = ok("client", "create", "machine", "--grant", "client_credentials", "--json")
+    assert machine.stderr == ""
+
+
+@pytest.mark.usefixtures("cli_environ")
 def test_public_client_has_no_secret() -> None:
     created = create_client("cli app", "--public", "--grant", "refresh_token")
     assert created["public"] is True

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from litestar import Litestar
@@ -458,9 +459,11 @@ async def test_a_login_holds_no_connection_while_its_password_is_verified(
     held_during_verify: list[int] = []
     verify = PasswordHasher.verify
 
-    async def counting_verify(self: PasswordHasher, password: str, stored: str | None) -> object:
+    async def counting_verify(
+        self: PasswordHasher, password: str, stored: str | None, **options: Any
+    ) -> object:
         held_during_verify.append(engine.pool.checkedout())  # type: ignore[attr-defined]
-        return await verify(self, password, stored)
+        return await verify(self, password, stored, **options)
 
     monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
     try:

@@ -116,3 +116,15 @@ def test_wildcard_or_bare_cors_origins_stop_startup(
         AuthSettings.from_env(
             auth_environ(database_url, redis_url, redis_prefix, cors_origins=origins)
         )
+
+
+async def test_the_api_description_loads_nothing_from_other_sites(
+    http: AsyncTestClient[Litestar],
+) -> None:
+    for explorer in ("/schema/swagger", "/schema/redoc", "/schema/elements", "/schema/rapidoc"):
+        assert (await http.get(explorer)).status_code == 404, explorer
+    described = await http.get("/schema/openapi.json")
+    assert described.status_code == 200
+    csp = described.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert "frame-ancestors 'none'" in csp

@@ -57,10 +57,20 @@ async def token_request(http: Http, client: Client, **data: str) -> dict[str, An
 
 
 async def login(
-    http: Http, client: Client, email: str = "ada@example.com", scope: str = f"{READ} {WRITE}"
+    http: Http,
+    client: Client,
+    email: str = "ada@example.com",
+    scope: str = f"{READ} {WRITE}",
+    **extra: str,
 ) -> dict[str, Any]:
     return await token_request(
-        http, client, grant_type="password", username=email, password=USER_PASSWORD, scope=scope
+        http,
+        client,
+        grant_type="password",
+        username=email,
+        password=USER_PASSWORD,
+        scope=scope,
+        **extra,
     )
 
 
@@ -217,6 +227,25 @@ async def test_a_malformed_body_is_refused(http: Http, ada_token: str) -> None:
         assert "access_token" not in response.text
 
 
+async def test_invalid_utf8_in_the_body_is_400_even_before_the_bearer_check(
+    http: Http, ada_token: str
+) -> None:
+    body = b'{"name": "\xff", "scopes": ["read-posts"]}'
+    for headers in ({}, bearer(ada_token)):
+        response = await http.post(
+            PATS, content=body, headers={**headers, "Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_request"
+    assert (await http.get(PATS, headers=bearer(ada_token))).json() == []
+
+
+async def test_a_nul_character_in_the_name_is_400(http: Http, ada_token: str) -> None:
+    response = await create_pat(http, ada_token, name="ci\x00runner")
+    assert_oauth_error(response, 400, "invalid_request")
+    assert (await http.get(PATS, headers=bearer(ada_token))).json() == []
+
+
 async def test_a_personal_access_token_cannot_mint_another(http: Http, ada_token: str) -> None:
     pat = (await create_pat(http, ada_token, scopes=[READ, WRITE])).json()["access_token"]
     assert_bearer_error(await create_pat(http, pat), 403, "insufficient_scope")
@@ -267,6 +296,35 @@ async def test_a_revoked_or_foreign_bearer_token_cannot_mint_one(
     assert revoked.status_code == 200
     assert_bearer_error(await create_pat(http, issued["access_token"]), 401, "invalid_token")
     assert_bearer_error(await create_pat(http, "not.a.token"), 401, "invalid_token")
+
+
+async def test_a_token_for_another_audience_cannot_mint_one(
+    http: Http, ada: str, first_party: Client, pat_client: str
+) -> None:
+    """A first-party login for another service (`aud: billing`) opens none of the auth
+    service's own routes: it would mint a long-lived `posts` token it was never meant for."""
+    billing = (await login(http, first_party, resource="billing"))["access_token"]
+    assert claims_of(billing)["aud"] == "billing"
+
+    assert_bearer_error(await create_pat(http, billing, scopes=[READ, WRITE]), 401, "invalid_token")
+    assert_bearer_error(await http.get(PATS, headers=bearer(billing)), 401, "invalid_token")
+    assert_bearer_error(
+        await http.post("/oauth/logout", headers=bearer(billing)), 401, "invalid_token"
+    )
+    posts = (await login(http, first_party))["access_token"]
+    assert (await http.get(PATS, headers=bearer(posts))).json() == []
+
+
+@pytest.mark.parametrize(
+    "settings_overrides", [{"account_audiences": "billing"}], ids=["billing-only"]
+)
+async def test_the_account_audiences_are_the_configured_ones(
+    http: Http, ada: str, first_party: Client, pat_client: str
+) -> None:
+    billing = (await login(http, first_party, resource="billing"))["access_token"]
+    posts = (await login(http, first_party))["access_token"]
+    assert (await create_pat(http, billing)).status_code == 201
+    assert_bearer_error(await create_pat(http, posts), 401, "invalid_token")
 
 
 async def test_no_token_is_401_with_a_bearer_challenge(http: Http, pat_client: str) -> None:

@@ -307,7 +307,7 @@ async def test_a_token_signed_by_another_key_is_unknown(
     assert (await introspect(http, web, issued["access_token"])).json()["active"] is True
 
 
-async def test_another_clients_token_is_answered_200_but_left_alone(
+async def test_another_clients_token_is_refused_and_left_alone(
     http: Http,
     settings: AuthSettings,
     redis_client: aioredis.Redis,
@@ -316,11 +316,15 @@ async def test_another_clients_token_is_answered_200_but_left_alone(
     web: tuple[str, str | None],
     other: tuple[str, str | None],
 ) -> None:
+    """RFC 7009 §2.1: the caller is told, never answered 200 for a token it did not end."""
     issued = await password_token(http, web)
     claims = claims_of(issued["access_token"])
 
-    assert_revoke_ok(await revoke(http, other, issued["access_token"]))
-    assert_revoke_ok(await revoke(http, other, issued["refresh_token"]))
+    for token in (issued["access_token"], issued["refresh_token"]):
+        refused = await revoke(http, other, token)
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["error"] == "unauthorized_client"
+        assert "another client" in refused.json()["error_description"]
 
     assert (await access_token_row(settings, claims["jti"]))["revoked_at"] is None
     assert await rows(settings, "SELECT id FROM revocations") == []

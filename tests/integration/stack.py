@@ -92,8 +92,13 @@ async def running_stack(
     template_database: str,
     resource_template_database: str,
     workdir: Path,
+    *,
+    auth_settings: dict[str, str] | None = None,
+    posts_settings: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Both services up, with users and clients; everything removed afterwards."""
+    """Both services up, with users and clients; everything removed afterwards.
+
+    `auth_settings` / `posts_settings`: more PORTCULLIS_* variables for either service."""
     suffix = secrets.token_hex(5)
     auth_db, posts_db = f"portcullis_sa_{suffix}", f"portcullis_sp_{suffix}"
     await create_database(postgres_url, auth_db, template=template_database)
@@ -107,6 +112,7 @@ async def running_stack(
         **auth_environ(with_database(postgres_url, auth_db), redis_url, prefix),
         "PORTCULLIS_ISSUER": auth_url,
         "PORTCULLIS_PORT": str(auth_port),
+        **(auth_settings or {}),
     }
     posts_env = {
         **inherited,
@@ -117,6 +123,7 @@ async def running_stack(
         "PORTCULLIS_REDIS_URL": redis_url,
         "PORTCULLIS_REDIS_PREFIX": prefix,
         "PORTCULLIS_PORT": str(posts_port),
+        **(posts_settings or {}),
     }
     cli = Cli(auth_env, workdir)
     installed = cli.json("install")

@@ -141,3 +141,26 @@ def test_personal_access_tokens_through_the_proxy(stack: Stack) -> None:
     )
     assert deleted.status_code == 204
     assert stack.posts_call("GET", "/api/posts", pat["access_token"]).status_code == 401
+
+
+def test_revoking_a_personal_access_token_through_the_proxy_says_where_to_go(
+    stack: Stack,
+) -> None:
+    """The proxy speaks as the password client; a personal access token belongs to the
+    personal access client. The answer says so instead of a 200 that changed nothing."""
+    login = stack.token("ada@example.com", scope=READ)
+    created = requests.post(
+        f"{stack.auth_url}/oauth/personal-access-tokens",
+        json={"name": "script", "scopes": [READ]},
+        headers={"Authorization": f"Bearer {login['access_token']}"},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    pat = created.json()
+
+    answer = proxy(stack, "/revoke", json={"token": pat["access_token"]})
+
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "unauthorized_client"
+    assert "personal-access-tokens" in answer.json()["error_description"]
+    assert stack.posts_call("GET", "/api/posts", pat["access_token"]).status_code == 200

@@ -14,9 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.integration.processes import ServiceProcess, executable, free_port
+
+DevStack = tuple[str, dict[str, str], str]
 
 CHROMIUM_FLAGS = [
     "--headless=new",
@@ -41,8 +44,8 @@ def chromium_path() -> str:
 
 
 @pytest.fixture(scope="module")
-def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict[str, str]]]:
-    """`portcullis dev` on free ports with its own data folder; (posts URL, dev state)."""
+def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """`portcullis dev` on free ports with its own data folder; (posts URL, dev state, auth URL)."""
     workdir = tmp_path_factory.mktemp("dev")
     auth_port, posts_port = free_port(), free_port()
     environ = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
@@ -65,7 +68,7 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, d
     process.start()
     try:
         state = json.loads((workdir / "data" / "dev.json").read_text())
-        yield f"http://127.0.0.1:{posts_port}", state
+        yield f"http://127.0.0.1:{posts_port}", state, f"http://127.0.0.1:{auth_port}"
     finally:
         process.stop()
 
@@ -81,7 +84,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser, dev_stack: tuple[str, dict[str, str]]) -> Iterator[Page]:
+def page(browser: Browser, dev_stack: DevStack) -> Iterator[Page]:
     context = browser.new_context()
     opened = context.new_page()
     opened.goto(f"{dev_stack[0]}/playground/")
@@ -99,9 +102,7 @@ def log_in(page: Page, state: dict[str, str]) -> None:
     expect(page.locator("#decoded-token")).to_contain_text('"typ": "at+jwt"')
 
 
-def test_get_token_list_create_revoke_and_be_refused(
-    page: Page, dev_stack: tuple[str, dict[str, str]]
-) -> None:
+def test_get_token_list_create_revoke_and_be_refused(page: Page, dev_stack: DevStack) -> None:
     log_in(page, dev_stack[1])
     assert "client_secret" not in page.content()
 
@@ -121,9 +122,7 @@ def test_get_token_list_create_revoke_and_be_refused(
     expect(page.locator("#api-response")).to_contain_text("invalid_token")
 
 
-def test_personal_access_token_created_and_revoked(
-    page: Page, dev_stack: tuple[str, dict[str, str]]
-) -> None:
+def test_personal_access_token_created_and_revoked(page: Page, dev_stack: DevStack) -> None:
     log_in(page, dev_stack[1])
     page.click("#create-pat")
     expect(page.locator("#api-status")).to_contain_text("POST personal access token: 201")
@@ -132,9 +131,7 @@ def test_personal_access_token_created_and_revoked(
     expect(page.locator("#api-status")).to_contain_text("DELETE personal access token: 204")
 
 
-def test_playground_page_forbids_other_origins_and_framing(
-    page: Page, dev_stack: tuple[str, dict[str, str]]
-) -> None:
+def test_playground_page_forbids_other_origins_and_framing(page: Page, dev_stack: DevStack) -> None:
     response = page.request.get(f"{dev_stack[0]}/playground/")
     assert (
         response.headers["content-security-policy"] == "default-src 'self'; frame-ancestors 'none'"
@@ -145,10 +142,28 @@ def test_playground_page_forbids_other_origins_and_framing(
     assert page.context.cookies() == []
 
 
-def test_screenshot_of_the_playground(
-    page: Page, dev_stack: tuple[str, dict[str, str]], tmp_path: Path
-) -> None:
+def test_screenshot_of_the_playground(page: Page, dev_stack: DevStack, tmp_path: Path) -> None:
     log_in(page, dev_stack[1])
     shot = Path(os.environ.get("PORTCULLIS_TEST_SCREENSHOT_DIR", tmp_path)) / "playground.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+def test_the_dev_stack_believes_no_forwarding_header(dev_stack: DevStack) -> None:
+    """Every local caller reaches `portcullis dev` from 127.0.0.1: were that address a
+    trusted proxy, rotating X-Forwarded-For would dodge the password throttle."""
+    _, state, auth_url = dev_stack
+    client = (state["password_client_id"], state["password_client_secret"])
+
+    def guess(forwarded_for: str) -> requests.Response:
+        return requests.post(
+            f"{auth_url}/oauth/token",
+            data={"grant_type": "password", "username": "someone@example.com", "password": "x"},
+            auth=client,
+            headers={"X-Forwarded-For": forwarded_for},
+            timeout=30,
+        )
+
+    assert [guess(f"203.0.113.{n}").status_code for n in range(5)] == [400] * 5
+    refused = guess("203.0.113.99")
+    assert refused.status_code == 429, refused.text

@@ -171,7 +171,8 @@ def test_revoking_a_client_credentials_token(stack: Stack) -> None:
 def test_another_clients_token_is_not_revoked(stack: Stack) -> None:
     issued = stack.token("ada@example.com", READ)
     response = oauth(stack, "/oauth/revoke", stack.machine_client, token=issued["access_token"])
-    assert response.status_code == 200
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "unauthorized_client"
     time.sleep(WITHIN)
     assert_works(stack, issued["access_token"])
 

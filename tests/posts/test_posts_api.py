@@ -211,3 +211,57 @@ async def test_health_needs_no_token_but_the_api_does(posts_http: Client) -> Non
     response = await posts_http.get("/api/posts")
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == 'Bearer realm="posts"'
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+async def test_invalid_utf8_inside_a_json_string_is_400(
+    posts_http: Client, tokens: TestTokens, author_id: uuid.UUID, method: str
+) -> None:
+    post = await create_post(posts_http, tokens, author_id)
+    path = "/api/posts" if method == "POST" else f"/api/posts/{post['id']}"
+    response = await posts_http.request(
+        method,
+        path,
+        content=b'{"title": "\xff", "body": "b"}',
+        headers={
+            **tokens.acting_as(author_id, scopes=["read-posts", "write-posts"]),
+            "Content-Type": "application/json",
+        },
+    )
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
+    unchanged = await posts_http.get(
+        f"/api/posts/{post['id']}", headers=tokens.acting_as(author_id, scopes=["read-posts"])
+    )
+    assert unchanged.json()["title"] == post["title"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"title": "a\x00b", "body": "b"}, {"title": "t", "body": "nul\x00"}],
+    ids=["title", "body"],
+)
+async def test_a_nul_character_is_400_not_a_database_error(
+    posts_http: Client, tokens: TestTokens, author_id: uuid.UUID, body: dict[str, str]
+) -> None:
+    writer = tokens.acting_as(author_id, scopes=["read-posts", "write-posts"])
+    created = await posts_http.post("/api/posts", json=body, headers=writer)
+    assert created.status_code == 400, created.text
+    assert created.json()["error"] == "invalid_request"
+    post = await create_post(posts_http, tokens, author_id)
+    edited = await posts_http.patch(f"/api/posts/{post['id']}", json=body, headers=writer)
+    assert edited.status_code == 400, edited.text
+    listed = await posts_http.get("/api/posts", headers=writer)
+    assert [item["title"] for item in listed.json()["items"]] == [post["title"]]
+
+
+async def test_the_api_description_loads_nothing_from_other_sites(posts_http: Client) -> None:
+    """The explorer pages (which pull scripts from a CDN) are not served beside the
+    playground and the login proxy; the description itself is, under a strict CSP."""
+    for explorer in ("/schema/swagger", "/schema/redoc", "/schema/elements", "/schema/rapidoc"):
+        assert (await posts_http.get(explorer)).status_code == 404, explorer
+    described = await posts_http.get("/schema/openapi.json")
+    assert described.status_code == 200
+    csp = described.headers["content-security-policy"]
+    assert "default-src 'none'" in csp
+    assert "frame-ancestors 'none'" in csp

@@ -36,6 +36,7 @@ from portcullis_shared.errors import (
 )
 from portcullis_shared.jwks import JWKSCache, KeySource
 from portcullis_shared.principal import Principal
+from portcullis_shared.request import PortcullisRequest
 from portcullis_shared.revocation import (
     DEFAULT_PREFIX,
     RedisRevocationList,
@@ -203,6 +204,8 @@ class PortcullisGuard(InitPlugin):
             BearerError: make_bearer_error_handler(self.realm),
         }
         app_config.lifespan = [*app_config.lifespan, self.lifespan]
+        if app_config.request_class is None:
+            app_config.request_class = PortcullisRequest  # malformed JSON bodies: 400, not 500
         return app_config
 
 

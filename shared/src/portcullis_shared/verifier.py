@@ -58,7 +58,7 @@ class TokenVerifier:
         keys: KeySource,
         *,
         issuer: str,
-        audience: str | None,
+        audience: str | Collection[str],
         algorithms: Collection[str] = ASYMMETRIC_ALGORITHMS,
         leeway: int = 30,
     ) -> None:
@@ -69,7 +69,10 @@ class TokenVerifier:
             raise ValueError(f"leeway must be between 0 and {MAX_LEEWAY} seconds")
         self._keys = keys
         self._issuer = issuer
-        self._audience = audience
+        self._audiences = frozenset((audience,) if isinstance(audience, str) else audience)
+        """The `aud` values accepted: the service's own name (or names)."""
+        if not self._audiences:
+            raise ValueError("a verifier needs the audience its tokens must name")
         self._signatures: dict[str, JWSAlgModel] = {
             name: JWSRegistry.algorithms[name] for name in algorithms
         }
@@ -164,8 +167,7 @@ class TokenVerifier:
         now = int(time.time())
         if claims.iss != self._issuer:
             raise InvalidTokenError("wrong issuer")
-        # audience None: the issuer checking its own tokens, whatever service they name.
-        if self._audience is not None and claims.aud != self._audience:
+        if claims.aud not in self._audiences:
             raise InvalidTokenError("token not meant for this service")
         if claims.exp + self._leeway <= now:
             raise InvalidTokenError("token expired")

@@ -34,7 +34,7 @@ from portcullis_auth.services.clients import (
 from portcullis_auth.services.purge import purge as purge_rows
 from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.services.users import UserExistsError, UserService, normalise_username
-from portcullis_auth.settings import AuthSettings, get_settings
+from portcullis_auth.settings import DEFAULT_AUDIENCE, AuthSettings, get_settings
 from portcullis_shared.environment import SettingsError
 from portcullis_shared.sql import create_engine, create_sessionmaker
 
@@ -290,7 +290,7 @@ def client_create(
             grant_types=grant_types,
             scopes=scopes,
             default_scopes=default_scopes,
-            audiences=audiences or ("posts",),
+            audiences=audiences or (DEFAULT_AUDIENCE,),
             redirect_uris=redirect_uris,
             public=public,
             first_party=first_party,
@@ -299,6 +299,13 @@ def client_create(
         return client_summary(await ClientService(session).create(spec, settings.scopes.names))
 
     data = run_in_session(work)
+    if "password" in grant_types and not first_party:
+        click.echo(
+            "warning: this client will handle users' passwords (the password grant); give it "
+            "only to an app of your own, and mark it --first-party. Third-party apps should "
+            "use another grant (RFC 9700 §2.4).",
+            err=True,
+        )
     click.echo(json.dumps(data, indent=2)) if as_json else print_client(data)
 
 

@@ -77,8 +77,8 @@ def dev_settings(state: DevState, port: int) -> AuthSettings:
             {
                 "PORTCULLIS_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
                 "PORTCULLIS_SECRET_KEY": state.secret_key,
-                # The posts service's login proxy runs in this process, on loopback.
-                "PORTCULLIS_TRUSTED_PROXIES": "127.0.0.1/32",
+                # No trusted proxy: every local caller comes from 127.0.0.1, so trusting
+                # it would let any of them pick its address with X-Forwarded-For.
             },
             {
                 "PORTCULLIS_ISSUER": f"http://127.0.0.1:{port}",

@@ -56,7 +56,8 @@ class AuthRuntime:
     revocation_sink: RevocationSink
     """Where committed revocations are published."""
     own_token_verifier: TokenVerifier
-    """Checks tokens presented to the auth service itself, against its own keys."""
+    """Checks tokens presented to the auth service itself, against its own keys: only
+    tokens for one of `account_audiences` open its routes."""
     follower: LocalRevocationFollower | None
     """Without Redis: keeps the in-process list level with the revocations table."""
     clients: ClientCache
@@ -107,12 +108,17 @@ class AuthRuntime:
             sessionmaker=sessionmaker,
             redis=redis,
             keyring=keyring,
-            hasher=PasswordHasher(threads=settings.login.hash_threads),
+            hasher=PasswordHasher(
+                threads=settings.login.hash_threads, queue=settings.login.hash_queue
+            ),
             throttle=throttle,
             publisher=publisher,
             revocation_sink=publisher or local_sink,
             own_token_verifier=TokenVerifier(
-                keyring, issuer=tokens.issuer, audience=None, leeway=tokens.leeway
+                keyring,
+                issuer=tokens.issuer,
+                audience=tokens.account_audiences,
+                leeway=tokens.leeway,
             ),
             follower=None if publisher else LocalRevocationFollower(sessionmaker, local_sink),
             clients=ClientCache(sessionmaker),

@@ -17,6 +17,8 @@ from portcullis_shared.scopes import DEFAULT_PRIVILEGED_SCOPES, DEFAULT_SCOPES, 
 from portcullis_shared.sql import DEFAULT_POOL_SIZE
 
 SIGNING_ALGORITHMS = ("RS256", "ES256", "EdDSA")
+DEFAULT_AUDIENCE = "posts"
+"""The audience of a client created without one, and of the auth service's own routes."""
 DAY = 86_400
 
 
@@ -71,6 +73,9 @@ class TokenSettings:
     """`Cache-Control: max-age` of the JWKS, seconds."""
     leeway: int = 30
     """Clock leeway, seconds."""
+    account_audiences: tuple[str, ...] = (DEFAULT_AUDIENCE,)
+    """Audiences whose tokens the auth service's own bearer routes accept (personal
+    access tokens, logout): a token meant for another service opens none of them."""
 
     @property
     def max_token_ttl(self) -> int:
@@ -86,8 +91,12 @@ class LoginSettings:
     """Seconds a failure is remembered."""
     max_backoff: int = 900
     """Longest wait imposed after repeated failures, seconds."""
+    max_failures_per_ip: int = 50
+    """Password failures per client IP, whatever the usernames, before backing off."""
     hash_threads: int = 1
     """Argon2 verifies run at once (each holds 64 MiB while it runs)."""
+    hash_queue: int = 16
+    """Password checks that may wait for a hashing thread; past it, 503 and Retry-After."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +157,15 @@ class AuthSettings:
                 pat_max_ttl=pat_max_ttl,
                 jwks_max_age=env.integer("JWKS_MAX_AGE", 300, minimum=0, maximum=DAY),
                 leeway=env.integer("LEEWAY", 30, minimum=0, maximum=60),
+                account_audiences=env.words("ACCOUNT_AUDIENCES", (DEFAULT_AUDIENCE,)),
             ),
             login=LoginSettings(
                 max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
+                max_failures_per_ip=env.integer("LOGIN_MAX_FAILURES_PER_IP", 50, minimum=1),
                 failure_window=env.integer("LOGIN_FAILURE_WINDOW", 900, minimum=1),
                 max_backoff=env.integer("LOGIN_MAX_BACKOFF", 900, minimum=1),
                 hash_threads=env.integer("PASSWORD_HASH_THREADS", 1, minimum=1, maximum=64),
+                hash_queue=env.integer("PASSWORD_QUEUE", 16, minimum=0, maximum=10_000),
             ),
             secret_key=env.secret_key("SECRET_KEY"),
             scopes=scopes,

@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 from litestar.middleware.base import DefineMiddleware
-from litestar.openapi import OpenAPIConfig
 from redis.exceptions import RedisError
 
 from portcullis_auth.http.controllers.health import HealthController
@@ -25,6 +24,8 @@ from portcullis_auth.http.errors import EXCEPTION_HANDLERS
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.settings import AuthSettings, get_settings
 from portcullis_shared.logs import logging_config
+from portcullis_shared.openapi import API_RESPONSE_HEADERS, openapi_config
+from portcullis_shared.request import PortcullisRequest
 
 logger = logging.getLogger("portcullis.auth")
 
@@ -83,8 +84,10 @@ def create_app(
         if resolved.server.cors_origins
         else [],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_class=PortcullisRequest,
         lifespan=[lifespan],
         logging_config=logging_config(),
-        openapi_config=OpenAPIConfig(title="Portcullis auth", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config("Portcullis auth"),
+        response_headers=API_RESPONSE_HEADERS,
         debug=False,
     )

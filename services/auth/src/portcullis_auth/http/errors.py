@@ -19,6 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from portcullis_auth.keys.keyring import NoSigningKeyError
 from portcullis_auth.oauth2.errors import OAuth2Error, TemporarilyUnavailableError
+from portcullis_auth.security.passwords import CallerGoneError, PasswordCheckQueueFullError
 from portcullis_auth.services.personal_access import NoPersonalAccessClientError
 from portcullis_auth.services.tokens import ClientChangedError
 from portcullis_shared.errors import BearerError, bearer_error_response
@@ -76,6 +77,22 @@ def no_key_handler(_: Request[Any, Any, Any], exc: NoSigningKeyError) -> Respons
     )
 
 
+def password_queue_full_handler(
+    request: Request[Any, Any, Any], exc: PasswordCheckQueueFullError
+) -> Response[dict[str, str]]:
+    """More password checks are waiting than the queue holds: come back shortly."""
+    logger.warning("password check refused: the hashing queue is full")
+    error = TemporarilyUnavailableError("too many logins at once; try again shortly")
+    return oauth2_error_handler(request, error)
+
+
+def caller_gone_handler(
+    _: Request[Any, Any, Any], exc: CallerGoneError
+) -> Response[dict[str, str]]:
+    """The client disconnected while its password check waited: nobody reads this."""
+    return error_response("invalid_request", "the client disconnected", 400)
+
+
 def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     logger.error("unhandled %s", type(exc).__name__, exc_info=exc)
     return error_response("server_error", "internal error", 500)
@@ -106,5 +123,7 @@ EXCEPTION_HANDLERS = {
     RedisError: unavailable_handler,
     NoSigningKeyError: no_key_handler,
     ClientChangedError: client_changed_handler,
+    PasswordCheckQueueFullError: password_queue_full_handler,
+    CallerGoneError: caller_gone_handler,
     Exception: internal_error_handler,
 }

@@ -62,4 +62,7 @@ def _decode_basic(encoded: str) -> tuple[str, str]:
     if not separator or not raw_id:
         raise InvalidClientError("malformed Basic credentials", used_basic=True)
     # §2.3.1: both parts are form-urlencoded before base64.
-    return unquote_plus(raw_id), unquote_plus(raw_secret)
+    client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+    if "\x00" in client_id or "\x00" in secret:
+        raise InvalidClientError("malformed Basic credentials", used_basic=True)
+    return client_id, secret

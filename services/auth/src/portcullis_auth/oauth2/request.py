@@ -1,13 +1,14 @@
 """The token request, parsed strictly (RFC 6749 §3.2, §4).
 
-The body must be `application/x-www-form-urlencoded` UTF-8. A parameter sent
+The body must be `application/x-www-form-urlencoded` UTF-8 without NUL
+characters. A parameter sent
 twice is `invalid_request` (§3.1); a parameter sent without a value is
 treated as omitted (§3.1); unknown parameters are ignored (§3.2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -23,6 +24,9 @@ class TokenRequest:
     form: Mapping[str, str]
     authorization: str | None = None
     client_ip: str = "unknown"
+    caller_gone: Callable[[], Awaitable[object]] | None = None
+    """Completes once the caller has disconnected: expensive work still waiting for
+    its turn (a password check) is dropped then."""
 
     def get(self, name: str) -> str | None:
         return self.form.get(name)
@@ -51,6 +55,9 @@ def parse_form(body: bytes, content_type: str | None) -> dict[str, str]:
     form: dict[str, str] = {}
     seen: set[str] = set()
     for name, value in pairs:
+        if "\x00" in name or "\x00" in value:
+            # No parameter of ours may hold one (and Postgres stores no text that does).
+            raise InvalidRequestError("a parameter holds a NUL character")
         if name in seen:
             raise InvalidRequestError(f"parameter given more than once: {name}")
         seen.add(name)

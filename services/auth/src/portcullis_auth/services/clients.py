@@ -20,6 +20,7 @@ from portcullis_auth.security.secrets import (
     hash_secret,
     secret_matches,
 )
+from portcullis_auth.settings import DEFAULT_AUDIENCE
 
 CLIENT_CACHE_SECONDS = 5.0
 """How long the token endpoint may answer from a copy of a client's row."""
@@ -39,7 +40,7 @@ class ClientSpec:
     grant_types: Sequence[str]
     scopes: Sequence[str]
     default_scopes: Sequence[str] = ()
-    audiences: Sequence[str] = ("posts",)
+    audiences: Sequence[str] = (DEFAULT_AUDIENCE,)
     redirect_uris: Sequence[str] = ()
     public: bool = False
     first_party: bool = False

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import User, utcnow
 from portcullis_auth.repositories.users import UserRepository
-from portcullis_auth.security.passwords import PasswordHasher
+from portcullis_auth.security.passwords import CallerGone, PasswordHasher
 
 
 class UserExistsError(ValueError):
@@ -48,19 +48,22 @@ class UserService:
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self._users.get(user_id)
 
-    async def authenticate(self, username: str, password: str) -> User | None:
+    async def authenticate(
+        self, username: str, password: str, *, caller_gone: CallerGone | None = None
+    ) -> User | None:
         """The active user with this password, or None.
 
         Unknown, disabled and wrong-password users all cost one argon2 verify. No
         pooled connection is held while the verify waits its turn (logins queue for
         the hashing thread, a quarter of a second each): the user is read in a short
-        session of its own, and the user returned is detached from it.
+        session of its own, and the user returned is detached from it. A check that
+        waits while `caller_gone` completes is dropped (`CallerGoneError`).
         """
         async with AsyncSession(self._session.bind) as reads:
             user = await UserRepository(reads).get_by_email(normalise_username(username))
         active = user if user is not None and user.disabled_at is None else None
         check = await self._hasher.verify(
-            password, None if active is None else active.password_hash
+            password, None if active is None else active.password_hash, caller_gone=caller_gone
         )
         if active is None or not check.valid:
             return None

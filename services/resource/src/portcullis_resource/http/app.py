@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
-from litestar.openapi import OpenAPIConfig
 
 from portcullis_resource.http.controllers.health import HealthController
 from portcullis_resource.http.controllers.me import MeController
@@ -17,7 +16,9 @@ from portcullis_resource.http.errors import EXCEPTION_HANDLERS
 from portcullis_resource.runtime import ResourceRuntime
 from portcullis_resource.settings import ResourceSettings, get_settings
 from portcullis_shared.logs import logging_config
+from portcullis_shared.openapi import API_RESPONSE_HEADERS, openapi_config
 from portcullis_shared.plugin import PortcullisGuard
+from portcullis_shared.request import PortcullisRequest
 
 
 def create_app(
@@ -45,8 +46,10 @@ def create_app(
         ],
         plugins=[guard or PortcullisGuard(resolved.guard)],
         exception_handlers=EXCEPTION_HANDLERS,
+        request_class=PortcullisRequest,
         lifespan=[lifespan],
         logging_config=logging_config(),
-        openapi_config=OpenAPIConfig(title="Portcullis posts", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config("Portcullis posts"),
+        response_headers=API_RESPONSE_HEADERS,
         debug=False,
     )

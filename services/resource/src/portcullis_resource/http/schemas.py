@@ -9,9 +9,10 @@ from typing import Annotated
 import msgspec
 
 from portcullis_resource.db.models import Post
+from portcullis_shared.text import NO_NUL
 
-Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-Body = Annotated[str, msgspec.Meta(max_length=20_000)]
+Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+Body = Annotated[str, msgspec.Meta(max_length=20_000, pattern=NO_NUL)]
 
 
 class PostCreate(msgspec.Struct, forbid_unknown_fields=True):

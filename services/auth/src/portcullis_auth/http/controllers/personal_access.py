@@ -18,11 +18,12 @@ from portcullis_auth.http.publishing import publish_or_503
 from portcullis_auth.runtime import runtime_of
 from portcullis_auth.services.personal_access import PersonalAccessTokenService
 from portcullis_auth.services.tokens import TokenService
+from portcullis_shared.text import NO_NUL
 
 
 class PersonalAccessTokenCreate(msgspec.Struct, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-    scopes: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=NO_NUL)]
+    scopes: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100, pattern=NO_NUL)]]
     expires_in: int | None = None
 
 

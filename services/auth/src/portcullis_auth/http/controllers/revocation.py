@@ -12,6 +12,7 @@ from portcullis_auth.db.models import OAuthClient, utcnow
 from portcullis_auth.http.errors import NO_STORE
 from portcullis_auth.http.publishing import publish_or_503
 from portcullis_auth.oauth2.client_auth import extract_client_credentials
+from portcullis_auth.oauth2.errors import UnauthorizedClientError
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.runtime import runtime_of
 from portcullis_auth.services.clients import ClientService
@@ -31,6 +32,16 @@ async def _client_and_token(
     return client, token_request.require("token")
 
 
+async def _not_yours(clients: ClientService, owner_id: str) -> str:
+    owner = await clients.get(owner_id)
+    if owner is not None and owner.personal_access:
+        return (
+            "the token is a personal access token, issued to another client: revoke it with "
+            "DELETE /oauth/personal-access-tokens/{id}, or log out with it"
+        )
+    return "the token was issued to another client; it was not revoked"
+
+
 def _owner(found: FoundToken) -> str:
     return found.record.client_id if isinstance(found, FoundAccessToken) else found.grant.client_id
 
@@ -44,8 +55,13 @@ class RevocationController(Controller):
             client, token = await _client_and_token(request, session)
             found = await TokenLookup(session, runtime.keyring).find(token)
             revocations = RevocationService(session, runtime.settings.tokens)
-            # §2.2: another client's token is left alone, and the answer does not say so.
-            if found is not None and _owner(found) == client.id:
+            if found is not None and _owner(found) != client.id:
+                # §2.1: the token was issued to another client; it is left alone and the
+                # caller is told so (a 200 would claim a revocation that did not happen).
+                raise UnauthorizedClientError(
+                    await _not_yours(ClientService(session), _owner(found))
+                )
+            if found is not None:
                 if isinstance(found, FoundAccessToken):
                     await revocations.revoke_access_token(found.record, reason="rfc7009")
                 else:

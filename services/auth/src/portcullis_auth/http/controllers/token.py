@@ -9,6 +9,7 @@ else and answered by the app's exception handlers (`http/errors.py`).
 from __future__ import annotations
 
 from contextlib import AbstractAsyncContextManager, nullcontext
+from functools import partial
 
 import msgspec
 from litestar import Litestar, asgi
@@ -68,6 +69,7 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             headers.joined(b"x-forwarded-for"),
             runtime.settings.server.trusted_proxies,
         ),
+        caller_gone=partial(_until_disconnected, receive),
     )
     answer = msgspec.json.encode((await answer_token_request(runtime, token_request)).to_dict())
     await send(
@@ -179,6 +181,14 @@ async def _read_body(receive: Receive, content_length: str | None) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def _until_disconnected(receive: Receive) -> None:
+    """Returns once the client has gone. Once the body is read, the server's next
+    message is the disconnect (sent when the connection closes, or when the
+    response is complete)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _too_large() -> HTTPException:

@@ -32,7 +32,9 @@ class PasswordGrant(Grant):
         wait = await throttle.begin_attempt(username, request.client_ip)
         if wait > 0:
             raise TooManyAttemptsError(wait)
-        user = await self.context.users.authenticate(username, password)
+        user = await self.context.users.authenticate(
+            username, password, caller_gone=request.caller_gone
+        )
         if user is None:
             events.emit("login_failed", client=client.id)
             raise InvalidGrantError("invalid username or password")

@@ -2,8 +2,9 @@
 
 The browser posts a username and password here; this service adds the
 password client's id and secret from its configuration, forwards the
-request to the auth service with the caller's address in `X-Forwarded-For`,
-and returns the answer and status unchanged. The secret never reaches the
+request to the auth service with the caller's address in `X-Forwarded-For`
+(resolved through `PORTCULLIS_TRUSTED_PROXIES`: a forwarding header is believed
+only from a proxy listed there), and returns the answer and status unchanged. The secret never reaches the
 browser. Refresh, RFC 7009 revocation and the personal access token routes
 pass through the same way.
 """
@@ -22,6 +23,7 @@ from litestar.params import FromPath
 
 from portcullis_resource.runtime import ResourceRuntime, runtime_of
 from portcullis_resource.settings import PasswordProxySettings
+from portcullis_shared.client_ip import client_ip
 
 PROXY_TIMEOUT = 10.0
 MAX_BODY_BYTES = 16 * 1024
@@ -189,10 +191,14 @@ class LoginProxyController(Controller):
         headers: dict[str, str] | None = None,
         auth: tuple[str, str] | None = None,
     ) -> Response[Any]:
-        forwarded = {
-            **(headers or {}),
-            "X-Forwarded-For": request.client.host if request.client else "unknown",
-        }
+        # The caller's address as our trusted proxies vouch for it, never as it claims: the
+        # auth service throttles password guesses by it.
+        caller = client_ip(
+            request.client.host if request.client else None,
+            ", ".join(request.headers.getall("x-forwarded-for", [])) or None,
+            runtime.settings.trusted_proxies,
+        )
+        forwarded = {**(headers or {}), "X-Forwarded-For": caller}
         try:
             answer = await runtime.http_client.request(
                 method,
