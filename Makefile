@@ -11,7 +11,7 @@ help: ## List the commands
 
 install: $(VENV)/.installed ## Create .venv and install the pinned requirements
 
-$(VENV)/.installed: requirements.txt shared/pyproject.toml services/auth/pyproject.toml services/resource/pyproject.toml
+$(VENV)/.installed: requirements.txt shared/pyproject.toml services/auth/pyproject.toml services/resource/pyproject.toml cli/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
@@ -23,10 +23,11 @@ dev: install ## Run the stack on embedded defaults (SQLite, data in .portcullis/
 test: install ## Run every test (needs Postgres and Redis, or a Docker engine)
 	$(BIN)/pytest
 
-lint: install ## ruff check, ruff format --check and mypy --strict
+lint: install ## ruff check, ruff format --check, mypy --strict and the import rules
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: install ## Format and auto-fix
 	$(BIN)/ruff format .

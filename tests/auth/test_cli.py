@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from portcullis_auth.cli import main
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.services.users import UserService
 from portcullis_auth.settings import get_settings
+from portcullis_cli.main import main
 from portcullis_shared.sql import create_engine, create_sessionmaker
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")

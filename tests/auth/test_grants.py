@@ -1,4 +1,4 @@
-"""SECURITY.md "Grants": refresh rotation and reuse, client binding, scopes, the
+"""docs/security.md, grants: refresh rotation and reuse, client binding, scopes, the
 password and client-credentials grants, login throttling, secrets at rest and
 audiences (RFC 6749 §4-§6, RFC 8707, RFC 9700 §4.14).
 """

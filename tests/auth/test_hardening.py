@@ -128,3 +128,20 @@ async def test_the_api_description_loads_nothing_from_other_sites(
     csp = described.headers["content-security-policy"]
     assert "default-src 'none'" in csp
     assert "frame-ancestors 'none'" in csp
+
+
+async def test_token_and_error_answers_load_nothing_and_are_never_cached(
+    http: AsyncTestClient[Litestar], seed: Seed
+) -> None:
+    client_id, secret = await seed.client()
+    assert secret is not None
+    issued = await http.post(
+        TOKEN_URL, data={"grant_type": "client_credentials"}, headers=basic_auth(client_id, secret)
+    )
+    refused = await http.post(TOKEN_URL, data={"grant_type": "client_credentials"})
+    missing = await http.get("/no/such/route")
+    for answer in (issued, refused, missing):
+        assert answer.headers["content-security-policy"].startswith("default-src 'none'")
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["cache-control"] == "no-store"
+    assert (issued.status_code, refused.status_code, missing.status_code) == (200, 401, 404)

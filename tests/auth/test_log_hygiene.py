@@ -1,4 +1,4 @@
-"""SECURITY.md "Error contract": no log line or error body holds a password, client
+"""docs/security.md, information leaks: no log line or error body holds a password, client
 secret, token or `Authorization` header. Runs the flows with every logger at DEBUG
 (SQLAlchemy's included) and scans the log records and the process's stderr/stdout.
 """

@@ -9,6 +9,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
+from portcullis_auth.security.login_throttle import MemoryLoginThrottle, throttled_address
+from portcullis_auth.settings import LoginSettings
 from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, basic_auth
 
 TOKEN_URL = "/oauth/token"
@@ -127,3 +129,51 @@ async def test_a_nul_character_in_a_token_request_is_invalid_request(
     response = await http.post(TOKEN_URL, data=data)
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_request"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"login_max_failures_per_ip": "3"}], ids=["ip-3"])
+async def test_ipv6_callers_count_by_their_subscriber_prefix(
+    http: Http, app: Litestar, seed: Seed
+) -> None:
+    """One subscriber holds a whole /64: stepping through its addresses changes nothing."""
+    client_id, secret = await seed.client()
+    assert secret is not None
+    auth = basic_auth(client_id, secret)
+    for n in range(3):
+        (guess,) = from_peers(http, app, [(f"2001:db8:1:2::{n + 1}", login(f"u{n}@x.test"), auth)])
+        assert guess.status_code == 400
+    (same_prefix,) = from_peers(http, app, [("2001:db8:1:2:ffff::9", login("v@x.test"), auth)])
+    assert same_prefix.status_code == 429, same_prefix.text
+    (other_prefix,) = from_peers(http, app, [("2001:db8:1:3::1", login("v@x.test"), auth)])
+    assert other_prefix.status_code == 400, other_prefix.text
+
+
+@pytest.mark.parametrize(
+    ("address", "counted_as"),
+    [
+        ("203.0.113.7", "203.0.113.7"),
+        ("::ffff:203.0.113.7", "203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::1", "2001:db8:1:2::/64"),
+        ("unknown", "unknown"),
+    ],
+)
+def test_an_address_is_counted_in_one_spelling(address: str, counted_as: str) -> None:
+    assert throttled_address(address) == counted_as
+
+
+async def test_the_in_memory_throttle_counts_per_ip_as_redis_does() -> None:
+    """The embedded default's throttle: the same rules without Redis."""
+    throttle = MemoryLoginThrottle(LoginSettings(max_failures=5, max_failures_per_ip=3))
+    for n in range(3):
+        assert await throttle.begin_attempt(f"user{n}@x.test", "203.0.113.7") == 0
+    assert await throttle.begin_attempt("ada@x.test", "203.0.113.7") > 0
+    assert await throttle.begin_attempt("ada@x.test", "198.51.100.1") == 0
+    # A success takes its own attempt back; an unchecked attempt counts for nothing.
+    await throttle.succeeded("ada@x.test", "198.51.100.1")
+    for n in range(2):
+        assert await throttle.begin_attempt(f"x{n}@x.test", "198.51.100.1") == 0
+        await throttle.withdraw(f"x{n}@x.test", "198.51.100.1")
+    for n in range(3):
+        assert await throttle.begin_attempt(f"y{n}@x.test", "198.51.100.1") == 0
+    assert await throttle.begin_attempt("z@x.test", "198.51.100.1") > 0

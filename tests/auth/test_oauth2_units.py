@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-from datetime import UTC, datetime
+import uuid
 from urllib.parse import quote_plus
 
 import pytest
 
-from portcullis_auth.db.models import OAuthClient, User
 from portcullis_auth.keys.sealing import KeySealer, UnsealError
 from portcullis_auth.oauth2.client_auth import extract_client_credentials
 from portcullis_auth.oauth2.errors import (
@@ -22,6 +21,7 @@ from portcullis_auth.oauth2.errors import (
 from portcullis_auth.oauth2.grants.registry import DEFAULT_GRANTS
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.scopes import parse_requested_scope, resolve_audience, resolve_scopes
+from portcullis_auth.records import Client, User
 from portcullis_shared.client_ip import client_ip
 from portcullis_shared.scopes import ScopeRegistry
 
@@ -29,27 +29,25 @@ FORM = "application/x-www-form-urlencoded"
 REGISTRY = ScopeRegistry()
 
 
-def make_client(**overrides: object) -> OAuthClient:
+def make_client(**overrides: object) -> Client:
     fields: dict[str, object] = {
         "id": "client_abc",
-        "name": "c",
         "secret_hash": "x" * 64,
-        "grant_types": ["password"],
-        "scopes": ["read-posts", "write-posts", "admin"],
-        "default_scopes": ["read-posts", "admin"],
-        "audiences": ["posts", "billing"],
-        "redirect_uris": [],
+        "grant_types": ("password",),
+        "scopes": ("read-posts", "write-posts", "admin"),
+        "default_scopes": ("read-posts", "admin"),
+        "audiences": ("posts", "billing"),
         "first_party": False,
         "personal_access": False,
-        "created_at": datetime.now(UTC),
-        "revoked_at": None,
+        "introspect": False,
+        "version": 1,
     }
-    fields.update(overrides)
-    return OAuthClient(**fields)
+    fields.update({name: tuple(v) if isinstance(v, list) else v for name, v in overrides.items()})
+    return Client(**fields)  # type: ignore[arg-type]
 
 
 def make_user(*, admin: bool) -> User:
-    return User(email="a@b.c", password_hash="x", is_admin=admin, created_at=datetime.now(UTC))
+    return User(id=uuid.uuid4(), is_admin=admin, active=True)
 
 
 # --- form parsing (RFC 6749 §3.1, §3.2) ---------------------------------------

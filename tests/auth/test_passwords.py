@@ -23,10 +23,13 @@ class CountingArgon2(Argon2Hasher):
     def __init__(self) -> None:
         super().__init__()
         self.verified = 0
+        self.started = threading.Event()
+        """Set once a verify runs in its thread."""
         self.hold = threading.Event()
         self.hold.set()
 
     def verify(self, password: str | bytes, hash: str | bytes) -> bool:  # noqa: A002
+        self.started.set()
         self.hold.wait(timeout=10)
         self.verified += 1
         return super().verify(password, hash)
@@ -37,8 +40,10 @@ def argon2() -> CountingArgon2:
     return CountingArgon2()
 
 
-def hasher_of(argon2: CountingArgon2, *, queue: int) -> PasswordHasher:
-    return PasswordHasher(PasswordHash((argon2,)), threads=1, queue=queue)
+def hasher_of(argon2: CountingArgon2, *, queue: int, per_caller: int = 8) -> PasswordHasher:
+    return PasswordHasher(
+        PasswordHash((argon2,)), threads=1, queue=queue, queue_per_caller=per_caller
+    )
 
 
 async def until(condition: Callable[[], bool]) -> None:
@@ -105,7 +110,7 @@ async def test_a_cancelled_check_gives_its_thread_back_only_when_the_hash_ends(
     stored = hasher.hash("pw")
     argon2.hold.clear()
     running = asyncio.create_task(hasher.verify("pw", stored))
-    await until(lambda: hasher.running == 1)
+    await until(argon2.started.is_set)  # in its thread: past cancelling
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
         await running
@@ -116,3 +121,45 @@ async def test_a_cancelled_check_gives_its_thread_back_only_when_the_hash_ends(
     argon2.hold.set()
     assert (await follower).valid
     assert argon2.verified == 2
+
+
+async def test_one_caller_may_hold_only_its_share_of_the_queue(argon2: CountingArgon2) -> None:
+    hasher = hasher_of(argon2, queue=8, per_caller=2)
+    stored = hasher.hash("pw")
+    argon2.hold.clear()
+    running = asyncio.create_task(hasher.verify("pw", stored, caller="203.0.113.7"))
+    await until(lambda: hasher.running == 1)
+    mine = [
+        asyncio.create_task(hasher.verify("pw", stored, caller="203.0.113.7")) for _ in range(2)
+    ]
+    await until(lambda: hasher.waiting == 2)
+
+    with pytest.raises(PasswordCheckQueueFullError) as refused:
+        await hasher.verify("pw", stored, caller="203.0.113.7")
+    assert refused.value.retry_after >= 1
+    other = asyncio.create_task(hasher.verify("pw", stored, caller="198.51.100.1"))
+    await until(lambda: hasher.waiting == 3)  # another caller still finds room
+
+    argon2.hold.set()
+    assert all(check.valid for check in await asyncio.gather(running, *mine, other))
+
+
+async def test_a_check_cancelled_while_it_waits_takes_no_thread_with_it(
+    argon2: CountingArgon2,
+) -> None:
+    hasher = hasher_of(argon2, queue=8)
+    stored = hasher.hash("pw")
+    argon2.hold.clear()
+    running = asyncio.create_task(hasher.verify("pw", stored))
+    await until(lambda: hasher.running == 1)
+    waiting = asyncio.create_task(hasher.verify("pw", stored, caller_gone=asyncio.Event().wait))
+    await until(lambda: hasher.waiting == 1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert hasher.waiting == 0
+    argon2.hold.set()
+    await running
+    # Both threads' worth of work is done: the next check runs at once.
+    assert (await asyncio.wait_for(hasher.verify("pw", stored), timeout=5)).valid
+    assert hasher.running == 0

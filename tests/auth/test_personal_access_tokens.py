@@ -227,16 +227,20 @@ async def test_a_malformed_body_is_refused(http: Http, ada_token: str) -> None:
         assert "access_token" not in response.text
 
 
-async def test_invalid_utf8_in_the_body_is_400_even_before_the_bearer_check(
-    http: Http, ada_token: str
+@pytest.mark.parametrize(
+    "body",
+    [b'{"name": "\xff", "scopes": ["read-posts"]}', b"[" * 5000 + b"]" * 5000],
+    ids=["invalid-utf8", "nested-too-deep"],
+)
+async def test_a_malformed_json_body_is_400_and_read_only_after_the_bearer_check(
+    http: Http, ada_token: str, body: bytes
 ) -> None:
-    body = b'{"name": "\xff", "scopes": ["read-posts"]}'
-    for headers in ({}, bearer(ada_token)):
-        response = await http.post(
-            PATS, content=body, headers={**headers, "Content-Type": "application/json"}
-        )
-        assert response.status_code == 400, response.text
-        assert response.json()["error"] == "invalid_request"
+    json_body = {"Content-Type": "application/json"}
+    unauthenticated = await http.post(PATS, content=body, headers=json_body)
+    assert_bearer_error(unauthenticated, 401, None)
+    response = await http.post(PATS, content=body, headers={**bearer(ada_token), **json_body})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
     assert (await http.get(PATS, headers=bearer(ada_token))).json() == []
 
 
@@ -316,15 +320,28 @@ async def test_a_token_for_another_audience_cannot_mint_one(
 
 
 @pytest.mark.parametrize(
-    "settings_overrides", [{"account_audiences": "billing"}], ids=["billing-only"]
+    "settings_overrides", [{"account_audiences": "posts billing"}], ids=["posts-and-billing"]
 )
-async def test_the_account_audiences_are_the_configured_ones(
-    http: Http, ada: str, first_party: Client, pat_client: str
+async def test_a_personal_access_token_is_for_the_callers_own_audience(
+    http: Http, seed: Seed, ada: str, first_party: Client
 ) -> None:
+    """Even where billing tokens may use the account routes, a billing token mints a
+    billing token, never a posts one; an audience personal access tokens are not
+    issued for is refused."""
+    await seed.client(
+        name="personal access",
+        grant_types=(),
+        personal_access=True,
+        first_party=True,
+        audiences=("billing",),
+    )
     billing = (await login(http, first_party, resource="billing"))["access_token"]
+    created = await create_pat(http, billing)
+    assert created.status_code == 201, created.text
+    assert claims_of(created.json()["access_token"])["aud"] == "billing"
+
     posts = (await login(http, first_party))["access_token"]
-    assert (await create_pat(http, billing)).status_code == 201
-    assert_bearer_error(await create_pat(http, posts), 401, "invalid_token")
+    assert_oauth_error(await create_pat(http, posts), 400, "invalid_target")
 
 
 async def test_no_token_is_401_with_a_bearer_challenge(http: Http, pat_client: str) -> None:

@@ -21,9 +21,9 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from portcullis_auth.cli import main
 from portcullis_auth.services.purge import purge
 from portcullis_auth.settings import AuthSettings
+from portcullis_cli.main import main
 from portcullis_shared.sql import create_engine, create_sessionmaker
 from tests.auth.conftest import USER_PASSWORD, Seed, basic_auth
 

@@ -29,9 +29,9 @@ from litestar.testing import AsyncTestClient, TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from portcullis_auth.cli import main
 from portcullis_auth.http.app import create_app
 from portcullis_auth.settings import AuthSettings
+from portcullis_cli.main import main
 from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, basic_auth
 
 READ, WRITE = "read-posts", "write-posts"

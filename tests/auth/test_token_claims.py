@@ -181,7 +181,7 @@ class TestOtherSigningAlgorithms:
             pytest.param(
                 "EdDSA",
                 # joserfc warns on every use of the name "EdDSA" (RFC 9864 prefers "Ed25519");
-                # DESIGN.md fixes `alg: EdDSA`, so this one warning is expected, nothing else.
+                # Ed25519 tokens name `alg: EdDSA` (docs/architecture.md), so this one warning is expected, nothing else.
                 marks=pytest.mark.filterwarnings(
                     r"ignore:EdDSA is deprecated via RFC 9864:joserfc.errors.SecurityWarning"
                 ),

@@ -1,4 +1,4 @@
-"""SECURITY.md "Error contract / token endpoint" (RFC 6749 §2.3.1, §3.2, §5.1, §5.2) and the
+"""docs/security.md, the token endpoint's errors (RFC 6749 §2.3.1, §3.2, §5.1, §5.2) and the
 discovery and health routes.
 """
 

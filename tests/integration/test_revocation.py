@@ -23,7 +23,7 @@ from tests.integration.processes import ClientCredentials
 from tests.integration.stack import ADMIN, READ, Stack
 
 WITHIN = 1.0
-"""DESIGN: a revoked token is refused everywhere within 1 s."""
+"""A revoked token is refused everywhere within 1 s (docs/architecture.md)."""
 REBUILD_WITHIN = 3.0
 
 

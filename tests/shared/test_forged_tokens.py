@@ -1,4 +1,4 @@
-"""SECURITY.md "Access tokens at the resource service", one attack at a time.
+"""docs/security.md, forged access tokens at a resource service, one attack at a time.
 
 Each forged token differs from a genuine one (accepted by the same app, see
 the controls) in one respect, and must be answered 401 `invalid_token`:
@@ -329,7 +329,7 @@ async def test_a_segment_spelled_another_way_is_refused(
 async def test_es256_and_eddsa_keys_work_and_do_not_mix(
     rsa_key: SigningKey, ec_key: SigningKey
 ) -> None:
-    """The other two algorithms of DESIGN.md pass; a token naming the wrong one for its key fails."""
+    """The other two signing algorithms pass; a token naming the wrong one for its key fails."""
     ed_key = SigningKey(OKPKey.generate_key("Ed25519", private=True), kid="ed-1", alg="EdDSA")
     guard = PortcullisGuard(
         guard_config(),

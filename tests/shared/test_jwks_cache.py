@@ -1,4 +1,4 @@
-"""JWKSCache against a real JWKS server on loopback (SECURITY.md "Faults", DESIGN.md guards).
+"""JWKSCache against a real JWKS server on loopback (docs/security.md, faults).
 
 The server is a thread serving HTTP on 127.0.0.1: it counts requests, can
 switch its key set, answer slowly, redirect, or go down (its port then

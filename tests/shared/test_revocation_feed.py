@@ -1,7 +1,7 @@
 """The revocation feed: a local filter, fed by Redis pub/sub, that spares the Redis
 round trip for tokens it proves unrevoked.
 
-DESIGN.md "Revocation" keeps its promises with the feed on: a revocation is
+The revocation list (docs/architecture.md) keeps its promises with the feed on: a revocation is
 refused within a second; a lost or stale feed, or a reconnect before a full
 resync, falls back to asking Redis on every request; memory stays bounded.
 Every test runs against the real Redis; the guard's own connections go through

@@ -1,6 +1,6 @@
 """The revocation list at the resource service: Redis (fail closed) and in-memory.
 
-DESIGN.md "Revocation": entries by jti and sid (present means revoked), by
+The revocation list (docs/architecture.md): entries by jti and sid (present means revoked), by
 user and by client ("issued at or before T", whole seconds), a marker without
 which the list is not trusted, and all four checked in one round trip.
 """

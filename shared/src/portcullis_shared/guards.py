@@ -1,7 +1,7 @@
 """Route guards, as Passport's middleware: `scopes`, `scope`, `user_required`, `client_only`.
 
-Use them in a handler's `guards=[...]`; the principal itself is
-`request.user` (see `current_principal`). They are coroutines because Litestar
+Use them in a handler's `guards=[...]`; the principal itself is a handler's
+`principal` parameter (the guard plugin provides it), or `current_principal`. They are coroutines because Litestar
 runs a plain function guard in a worker thread, a hop per request that costs
 more than the check.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler
 
@@ -26,6 +27,11 @@ def current_principal(connection: ASGIConnection[Any, Any, Any, Any]) -> Princip
     if not isinstance(principal, Principal):
         raise MissingTokenError("authentication required")
     return principal
+
+
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
+    """The `principal` a handler names as a parameter (the guard plugin registers it)."""
+    return current_principal(request)
 
 
 def scopes(*required: str) -> Guard:
@@ -73,6 +79,7 @@ __all__ = [
     "InvalidTokenError",
     "client_only",
     "current_principal",
+    "provide_principal",
     "scope",
     "scopes",
     "user_required",

@@ -116,13 +116,31 @@ class _WriteJoiningTransport(asyncio.Transport):
 
 
 class OneWriteHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol on a transport that joins each pair of writes."""
+    """uvicorn's httptools protocol on a transport that joins each pair of writes.
+
+    It also tells every request in flight that its connection is lost: uvicorn
+    tells only the newest, so a request with another pipelined behind it never
+    learnt that its caller had gone (and work dropped for gone callers ran).
+    """
 
     _joining: _WriteJoiningTransport
+    _superseded: list[Any]
+    """Requests still in flight with a pipelined one queued behind them."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._joining = _WriteJoiningTransport(transport, self.loop)
+        self._superseded = []
         super().connection_made(self._joining)
+
+    def on_headers_complete(self) -> None:
+        running = self.cycle
+        super().on_headers_complete()
+        if running is not None and running is not self.cycle and not running.response_complete:
+            self._superseded.append(running)
+
+    def on_response_complete(self) -> None:
+        self._superseded = [cycle for cycle in self._superseded if not cycle.response_complete]
+        super().on_response_complete()
 
     def eof_received(self) -> None:
         # The peer sends no more and the socket's transport closes itself next,
@@ -132,4 +150,9 @@ class OneWriteHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._joining.discard()  # nowhere to send it
+        for cycle in self._superseded:
+            if not cycle.response_complete:
+                cycle.disconnected = True
+            cycle.message_event.set()
+        self._superseded = []
         super().connection_lost(exc)

@@ -8,7 +8,8 @@
 Every route then needs a bearer token that verifies against the auth
 service's JWKS, names this service in `aud`, and is not revoked; mark a
 route `opt={"exclude_from_auth": True}` (or list its path in
-`GuardConfig.exclude`) to make it public. `request.user` is the `Principal`.
+`GuardConfig.exclude`) to make it public. A handler names `principal:
+Principal` to be handed the token's principal (it is also `request.user`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
+from litestar.di import Provide
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 from litestar.plugins import InitPlugin
@@ -34,6 +36,7 @@ from portcullis_shared.errors import (
     MissingTokenError,
     make_bearer_error_handler,
 )
+from portcullis_shared.guards import provide_principal
 from portcullis_shared.jwks import JWKSCache, KeySource
 from portcullis_shared.principal import Principal
 from portcullis_shared.request import PortcullisRequest
@@ -204,6 +207,10 @@ class PortcullisGuard(InitPlugin):
             BearerError: make_bearer_error_handler(self.realm),
         }
         app_config.lifespan = [*app_config.lifespan, self.lifespan]
+        app_config.dependencies = {
+            "principal": Provide(provide_principal),
+            **app_config.dependencies,
+        }
         if app_config.request_class is None:
             app_config.request_class = PortcullisRequest  # malformed JSON bodies: 400, not 500
         return app_config

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,9 +12,15 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from portcullis_auth import events
 from portcullis_auth.db.direct import DirectPostgres
 from portcullis_auth.keys.keyring import KeyRing
 from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.oauth2.audit import AuditEvent
+from portcullis_auth.oauth2.grants.base import GrantContext
+from portcullis_auth.oauth2.ports import LoginThrottle
+from portcullis_auth.repositories.postgres_token_store import PostgresTokenStore
+from portcullis_auth.repositories.token_store import TokenStore
 from portcullis_auth.revocation.publisher import (
     LocalRevocationFollower,
     MemoryRevocationSink,
@@ -21,14 +28,13 @@ from portcullis_auth.revocation.publisher import (
     RevocationSink,
     check_eviction_policy,
 )
-from portcullis_auth.security.login_throttle import (
-    LoginThrottle,
-    MemoryLoginThrottle,
-    RedisLoginThrottle,
-)
+from portcullis_auth.security.login_throttle import MemoryLoginThrottle, RedisLoginThrottle
 from portcullis_auth.security.passwords import PasswordHasher
-from portcullis_auth.services.clients import ClientCache
+from portcullis_auth.services.clients import CachedClientStore, ClientCache
 from portcullis_auth.services.token_records import AccessTokenRecorder, batch_writer
+from portcullis_auth.services.tokens import TokenService
+from portcullis_auth.services.unit_of_work import UnitOfWork
+from portcullis_auth.services.users import UserService
 from portcullis_auth.settings import AuthSettings, DatabaseSettings
 from portcullis_shared.revocation import MemoryRevocationList
 from portcullis_shared.sql import (
@@ -68,7 +74,7 @@ class AuthRuntime:
     """The token endpoint's sessions, which most of its requests never use."""
     direct_postgres: DirectPostgres | None
     """Postgres only: connections for the token endpoint's hottest statements
-    (`repositories/direct_tokens.py`)."""
+    (`repositories/postgres_token_store.py`)."""
 
     @classmethod
     def create(
@@ -109,7 +115,9 @@ class AuthRuntime:
             redis=redis,
             keyring=keyring,
             hasher=PasswordHasher(
-                threads=settings.login.hash_threads, queue=settings.login.hash_queue
+                threads=settings.login.hash_threads,
+                queue=settings.login.hash_queue,
+                queue_per_caller=settings.login.hash_queue_per_ip,
             ),
             throttle=throttle,
             publisher=publisher,
@@ -125,6 +133,41 @@ class AuthRuntime:
             access_token_recorder=AccessTokenRecorder(batch_writer(engine, direct)),
             request_sessions=SessionsIfUsed(sessionmaker),
             direct_postgres=direct,
+        )
+
+    def unit_of_work(self, session: AsyncSession) -> UnitOfWork:
+        """One request's writes on `session`; revocations published to this runtime's list."""
+        return UnitOfWork(session, self.settings.tokens, self.revocation_sink.publish)
+
+    def token_service(self, uow: UnitOfWork, store: TokenStore | None = None) -> TokenService:
+        return TokenService(
+            uow.session,
+            self.settings.tokens,
+            self.keyring,
+            uow.revocations,
+            store=store,
+            recorder=self.access_token_recorder,
+        )
+
+    def token_store(self) -> AbstractAsyncContextManager[TokenStore | None]:
+        """Postgres: the token store on one direct connection, taken only if a statement
+        needs it. Elsewhere None: the token service then works through its session."""
+        if self.direct_postgres is None:
+            return nullcontext()
+        return _postgres_token_store(self.direct_postgres)
+
+    def grant_context(self, uow: UnitOfWork, store: TokenStore | None) -> GrantContext:
+        """The services of one token request, as the protocol core's ports."""
+        tokens = self.token_service(uow, store)
+        return GrantContext(
+            clients=CachedClientStore(self.clients),
+            users=UserService(uow.session, self.hasher),
+            throttle=self.throttle,
+            grants=tokens,
+            issuer=tokens,
+            audit=report,
+            scopes=self.settings.scopes,
+            refresh_grace=self.settings.tokens.refresh_grace,
         )
 
     async def background_tasks(self) -> list[Coroutine[Any, Any, None]]:
@@ -150,6 +193,17 @@ class AuthRuntime:
             await self.direct_postgres.close()
         await self.engine.dispose()
         self.hasher.close()
+
+
+def report(event: AuditEvent) -> None:
+    """The protocol core's audit hook: one log line an event."""
+    events.emit(event.name, logging.INFO, **event.fields)
+
+
+@asynccontextmanager
+async def _postgres_token_store(database: DirectPostgres) -> AsyncIterator[TokenStore]:
+    async with database.connection() as connection:
+        yield PostgresTokenStore(connection)
 
 
 def _connections(database: DatabaseSettings) -> tuple[AsyncEngine, DirectPostgres | None]:

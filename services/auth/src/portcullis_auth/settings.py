@@ -97,6 +97,8 @@ class LoginSettings:
     """Argon2 verifies run at once (each holds 64 MiB while it runs)."""
     hash_queue: int = 16
     """Password checks that may wait for a hashing thread; past it, 503 and Retry-After."""
+    hash_queue_per_ip: int = 4
+    """Of which for one client address: one caller cannot take the whole queue."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,7 @@ class AuthSettings:
                 pat_max_ttl=pat_max_ttl,
                 jwks_max_age=env.integer("JWKS_MAX_AGE", 300, minimum=0, maximum=DAY),
                 leeway=env.integer("LEEWAY", 30, minimum=0, maximum=60),
-                account_audiences=env.words("ACCOUNT_AUDIENCES", (DEFAULT_AUDIENCE,)),
+                account_audiences=account_audiences(env),
             ),
             login=LoginSettings(
                 max_failures=env.integer("LOGIN_MAX_FAILURES", 5, minimum=1),
@@ -166,6 +168,7 @@ class AuthSettings:
                 max_backoff=env.integer("LOGIN_MAX_BACKOFF", 900, minimum=1),
                 hash_threads=env.integer("PASSWORD_HASH_THREADS", 1, minimum=1, maximum=64),
                 hash_queue=env.integer("PASSWORD_QUEUE", 16, minimum=0, maximum=10_000),
+                hash_queue_per_ip=env.integer("PASSWORD_QUEUE_PER_IP", 4, minimum=1),
             ),
             secret_key=env.secret_key("SECRET_KEY"),
             scopes=scopes,
@@ -188,3 +191,13 @@ def cors_origins(env: EnvReader) -> tuple[str, ...]:
                 f"PORTCULLIS_CORS_ORIGINS lists exact origins like https://app.example.com, got {origin!r}"
             )
     return tuple(origin.rstrip("/") for origin in origins)
+
+
+def account_audiences(env: EnvReader) -> tuple[str, ...]:
+    audiences = env.words("ACCOUNT_AUDIENCES", (DEFAULT_AUDIENCE,))
+    if not audiences:
+        raise SettingsError(
+            "PORTCULLIS_ACCOUNT_AUDIENCES lists the audiences whose tokens may use the "
+            "account routes, e.g. posts"
+        )
+    return audiences

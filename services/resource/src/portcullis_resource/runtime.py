@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -35,13 +33,6 @@ class ResourceRuntime:
     async def close(self) -> None:
         await self.http_client.aclose()
         await self.engine.dispose()
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """One session; committed before the response is built, rolled back on error."""
-        async with self.sessionmaker() as session:
-            yield session
-            await session.commit()
 
 
 def runtime_of(state: State) -> ResourceRuntime:

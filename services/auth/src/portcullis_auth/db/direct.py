@@ -5,8 +5,9 @@ client-credentials token one share of a batched INSERT. Through a SQLAlchemy
 session each also paid a pool ping, BEGIN, COMMIT and ORM row loading: most of
 a rotation's CPU time. Here each statement runs on a connection of a small
 asyncpg pool, prepared once per connection, and commits on its own; each is
-written to be safe on its own (see `repositories/direct_tokens.py`). Everything
-else goes through SQLAlchemy, and SQLite (the embedded default) never comes here.
+written to be safe on its own (see `repositories/postgres_token_store.py`).
+Everything else goes through SQLAlchemy, and SQLite (the embedded default) never
+comes here.
 """
 
 from __future__ import annotations

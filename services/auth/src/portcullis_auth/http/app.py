@@ -20,6 +20,7 @@ from portcullis_auth.http.controllers.revocation import RevocationController
 from portcullis_auth.http.controllers.token import token_endpoint
 from portcullis_auth.http.controllers.well_known import WellKnownController
 from portcullis_auth.http.cors import PersonalAccessCORS
+from portcullis_auth.http.dependencies import DEPENDENCIES
 from portcullis_auth.http.errors import EXCEPTION_HANDLERS
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.settings import AuthSettings, get_settings
@@ -83,6 +84,7 @@ def create_app(
         middleware=[DefineMiddleware(PersonalAccessCORS, origins=resolved.server.cors_origins)]
         if resolved.server.cors_origins
         else [],
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_class=PortcullisRequest,
         lifespan=[lifespan],

@@ -1,4 +1,4 @@
-"""CORS for first-party pages, on the personal-access-token routes only (DESIGN.md).
+"""CORS for first-party pages, on the personal-access-token routes only.
 
 The token, revocation and introspection endpoints never answer a browser's
 cross-origin call: a first-party page goes through its own backend for those.

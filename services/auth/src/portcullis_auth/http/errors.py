@@ -14,7 +14,7 @@ import asyncpg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException
 from redis.exceptions import RedisError
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from portcullis_auth.keys.keyring import NoSigningKeyError
@@ -23,10 +23,17 @@ from portcullis_auth.security.passwords import CallerGoneError, PasswordCheckQue
 from portcullis_auth.services.personal_access import NoPersonalAccessClientError
 from portcullis_auth.services.tokens import ClientChangedError
 from portcullis_shared.errors import BearerError, bearer_error_response
+from portcullis_shared.openapi import API_RESPONSE_HEADERS
 
 logger = logging.getLogger("portcullis.auth")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+UNCACHED_API_HEADERS = {
+    **NO_STORE,
+    **{header.name: str(header.value) for header in API_RESPONSE_HEADERS},
+}
+"""What every error answer and token answer carries: never cached, loads nothing, and
+framed nowhere."""
 
 _HTTP_ERROR_CODES = {404: "not_found", 405: "invalid_request", 413: "invalid_request"}
 
@@ -38,7 +45,7 @@ def error_response(
         {"error": error, "error_description": description},
         status_code=status_code,
         media_type=MediaType.JSON,
-        headers={**NO_STORE, **(headers or {})},
+        headers={**UNCACHED_API_HEADERS, **(headers or {})},
     )
 
 
@@ -78,12 +85,22 @@ def no_key_handler(_: Request[Any, Any, Any], exc: NoSigningKeyError) -> Respons
 
 
 def password_queue_full_handler(
-    request: Request[Any, Any, Any], exc: PasswordCheckQueueFullError
+    _: Request[Any, Any, Any], exc: PasswordCheckQueueFullError
 ) -> Response[dict[str, str]]:
-    """More password checks are waiting than the queue holds: come back shortly."""
+    """More password checks are waiting than the queue holds: come back once they ran."""
     logger.warning("password check refused: the hashing queue is full")
-    error = TemporarilyUnavailableError("too many logins at once; try again shortly")
-    return oauth2_error_handler(request, error)
+    return error_response(
+        "temporarily_unavailable",
+        "too many logins at once; try again shortly",
+        503,
+        {"Retry-After": str(exc.retry_after)},
+    )
+
+
+def refused_value_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
+    """The database refused a value (out of range, not storable): the request's fault."""
+    logger.info("the database refused a value: %s", type(exc).__name__)
+    return error_response("invalid_request", "a value in the request cannot be stored", 400)
 
 
 def caller_gone_handler(
@@ -115,6 +132,8 @@ EXCEPTION_HANDLERS = {
     OAuth2Error: oauth2_error_handler,
     HTTPException: http_error_handler,
     OperationalError: unavailable_handler,
+    DataError: refused_value_handler,
+    asyncpg.DataError: refused_value_handler,
     DBAPIError: unavailable_handler,
     PoolTimeoutError: unavailable_handler,
     asyncpg.PostgresError: unavailable_handler,  # Postgres's own statements (db/direct.py)

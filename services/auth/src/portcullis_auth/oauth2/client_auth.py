@@ -14,7 +14,9 @@ from typing import Literal
 from urllib.parse import unquote_plus
 
 from portcullis_auth.oauth2.errors import InvalidClientError, InvalidRequestError
+from portcullis_auth.oauth2.ports import ClientStore
 from portcullis_auth.oauth2.request import TokenRequest
+from portcullis_auth.records import Client
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
 
@@ -53,6 +55,15 @@ def extract_client_credentials(request: TokenRequest) -> ClientCredentials:
     return ClientCredentials(body_id, None, "none")
 
 
+async def authenticate_client(request: TokenRequest, clients: ClientStore) -> Client:
+    """The client the request's credentials prove, or `invalid_client` (§5.2)."""
+    credentials = extract_client_credentials(request)
+    client = await clients.authenticate(credentials.client_id, credentials.client_secret)
+    if client is None:
+        raise InvalidClientError("client authentication failed", used_basic=credentials.used_basic)
+    return client
+
+
 def _decode_basic(encoded: str) -> tuple[str, str]:
     try:
         decoded = base64.b64decode(encoded, validate=True).decode("utf-8")
@@ -62,7 +73,11 @@ def _decode_basic(encoded: str) -> tuple[str, str]:
     if not separator or not raw_id:
         raise InvalidClientError("malformed Basic credentials", used_basic=True)
     # §2.3.1: both parts are form-urlencoded before base64.
-    client_id, secret = unquote_plus(raw_id), unquote_plus(raw_secret)
+    try:
+        client_id = unquote_plus(raw_id, errors="strict")
+        secret = unquote_plus(raw_secret, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidClientError("malformed Basic credentials", used_basic=True) from None
     if "\x00" in client_id or "\x00" in secret:
         raise InvalidClientError("malformed Basic credentials", used_basic=True)
     return client_id, secret

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from portcullis_auth.oauth2.audit import AuditEvent
+from portcullis_auth.records import RefreshFamily
+
 
 class OAuth2Error(Exception):
     """An error answered as `{"error", "error_description"}` JSON (RFC 6749 §5.2)."""
@@ -17,12 +20,15 @@ class OAuth2Error(Exception):
         *,
         headers: dict[str, str] | None = None,
         keep_changes: bool = False,
+        audit: AuditEvent | None = None,
     ) -> None:
         super().__init__(description)
         self.description = description
         self.headers = headers or {}
         self.keep_changes = keep_changes
         """Commit the request's writes despite the error (a detected reuse revokes a family)."""
+        self.audit = audit
+        """What to report of this refusal, if anything."""
 
     def to_dict(self) -> dict[str, str]:
         return {"error": self.error, "error_description": self.description}
@@ -45,6 +51,15 @@ class InvalidClientError(OAuth2Error):
 
 class InvalidGrantError(OAuth2Error):
     error = "invalid_grant"
+
+
+class ReusedRefreshTokenError(InvalidGrantError):
+    """A used refresh token presented again outside the grace window (RFC 9700 §4.14.2):
+    its whole family is revoked, and that revocation stands although the request fails."""
+
+    def __init__(self, family: RefreshFamily) -> None:
+        super().__init__("the refresh token is invalid, expired or revoked", keep_changes=True)
+        self.family = family
 
 
 class UnauthorizedClientError(OAuth2Error):

@@ -1,18 +1,19 @@
 """The token request, parsed strictly (RFC 6749 §3.2, §4).
 
-The body must be `application/x-www-form-urlencoded` UTF-8 without NUL
-characters. A parameter sent
-twice is `invalid_request` (§3.1); a parameter sent without a value is
-treated as omitted (§3.1); unknown parameters are ignored (§3.2).
+The body must be `application/x-www-form-urlencoded` UTF-8 (percent-escapes
+too) without NUL characters. A parameter sent twice is `invalid_request`
+(§3.1); a parameter sent without a value is treated as omitted (§3.1);
+unknown parameters are ignored (§3.2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
 from portcullis_auth.oauth2.errors import InvalidRequestError
+from portcullis_auth.oauth2.ports import CallerGone
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
@@ -24,7 +25,7 @@ class TokenRequest:
     form: Mapping[str, str]
     authorization: str | None = None
     client_ip: str = "unknown"
-    caller_gone: Callable[[], Awaitable[object]] | None = None
+    caller_gone: CallerGone | None = None
     """Completes once the caller has disconnected: expensive work still waiting for
     its turn (a password check) is dropped then."""
 
@@ -48,9 +49,13 @@ def parse_form(body: bytes, content_type: str | None) -> dict[str, str]:
         raise InvalidRequestError("the request body is not UTF-8") from None
     try:
         pairs = parse_qsl(
-            text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=64
+            text,
+            keep_blank_values=True,
+            strict_parsing=bool(text),
+            max_num_fields=64,
+            errors="strict",  # a percent-escape that is no UTF-8 is refused, not replaced
         )
-    except ValueError:
+    except ValueError:  # UnicodeDecodeError included
         raise InvalidRequestError("the request body is not a valid form") from None
     form: dict[str, str] = {}
     seen: set[str] = set()

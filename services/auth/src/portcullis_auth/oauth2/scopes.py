@@ -7,8 +7,8 @@ privileged ones this principal may not hold).
 
 from __future__ import annotations
 
-from portcullis_auth.db.models import OAuthClient, User
 from portcullis_auth.oauth2.errors import InvalidScopeError, InvalidTargetError
+from portcullis_auth.records import Client, User
 from portcullis_shared.scopes import MalformedScopeError, ScopeRegistry, format_scope, parse_scope
 
 
@@ -28,7 +28,7 @@ def parse_requested_scope(value: str | None, registry: ScopeRegistry) -> frozens
 
 def resolve_scopes(
     requested: frozenset[str] | None,
-    client: OAuthClient,
+    client: Client,
     user: User | None,
     registry: ScopeRegistry,
 ) -> frozenset[str]:
@@ -45,7 +45,7 @@ def resolve_scopes(
     return requested
 
 
-def resolve_audience(resource: str | None, client: OAuthClient) -> str:
+def resolve_audience(resource: str | None, client: Client) -> str:
     """RFC 8707: the named resource if the client may name it, else its default."""
     if resource is None:
         if not client.audiences:

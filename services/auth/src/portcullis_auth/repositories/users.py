@@ -1,3 +1,5 @@
+"""Users' rows."""
+
 from __future__ import annotations
 
 import uuid
@@ -6,6 +8,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import User
+from portcullis_auth.records import User as UserRecord
+
+
+def user_record(row: User) -> UserRecord:
+    """A user's row as the protocol core reads it (never the password hash)."""
+    return UserRecord(id=row.id, is_admin=row.is_admin, active=row.disabled_at is None)
 
 
 class UserRepository:

@@ -8,32 +8,38 @@ that doubles with every failure (capped): a back-off, never an account lock,
 and keyed by the client IP so one attacker cannot lock out the real user.
 
 Guesses spread over many usernames meet the same back-off per IP, after
-`max_failures_per_ip`. A success forgets the (username, IP) count and takes
-its own attempt off the IP's count, so an office's good logins never add up.
+`max_failures_per_ip` within a window that starts at the IP's first failure
+(it is not renewed, so a busy office's typos run out). A success forgets the
+(username, IP) count and takes its own attempt off the IP's count; an attempt
+whose password was never checked counts for nothing. IPv6 addresses count by
+their /64.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import math
 import time
-from typing import Protocol
 
 from redis.asyncio import Redis
 
+from portcullis_auth.security.usernames import normalise_username
 from portcullis_auth.settings import LoginSettings
 
 BACKOFF_BASE_SECONDS = 15
 
-# KEYS[1]: the (username, IP) counter, KEYS[2]: the IP's. ARGV: now, base, cap, ttl,
-# the limit of KEYS[1], the limit of KEYS[2]. Answers the seconds to wait (refused,
-# nothing counted) or 0 (counted in both, go ahead).
+# KEYS[1]: the (username, IP) counter, KEYS[2]: the IP's. ARGV: now, base, cap, the
+# (username, IP) counter's lifetime (renewed by every attempt), the IP's window (from its
+# first failure, never renewed: a busy office's count runs out), the limit of KEYS[1],
+# the limit of KEYS[2]. Answers the seconds to wait (refused, nothing counted) or 0
+# (counted in both, go ahead).
 _BEGIN_ATTEMPT = """
 local now = tonumber(ARGV[1])
 local wait = 0
 for i, key in ipairs(KEYS) do
   local failures = tonumber(redis.call('HGET', key, 'failures') or '0')
-  local limit = tonumber(ARGV[4 + i])
+  local limit = tonumber(ARGV[5 + i])
   if failures >= limit then
     local last = tonumber(redis.call('HGET', key, 'last') or '0')
     local backoff = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) * 2 ^ (failures - limit))
@@ -41,32 +47,27 @@ for i, key in ipairs(KEYS) do
   end
 end
 if wait > 0 then return math.ceil(wait) end
-for _, key in ipairs(KEYS) do
+for i, key in ipairs(KEYS) do
   redis.call('HINCRBY', key, 'failures', 1)
   redis.call('HSET', key, 'last', ARGV[1])
-  redis.call('EXPIRE', key, tonumber(ARGV[4]))
+  if i == 1 or redis.call('TTL', key) < 0 then
+    redis.call('EXPIRE', key, tonumber(ARGV[3 + i]))
+  end
 end
 return 0
 """
 
-# KEYS[1]: the (username, IP) counter, forgotten; KEYS[2]: the IP's, less this attempt.
-_SUCCEEDED = """
-redis.call('DEL', KEYS[1])
-if tonumber(redis.call('HGET', KEYS[2], 'failures') or '0') > 0 then
-  redis.call('HINCRBY', KEYS[2], 'failures', -1)
+# KEYS: counters to take this attempt off (floor 0); ARGV[1]: "forget" to delete KEYS[1].
+_UNCOUNT = """
+for i, key in ipairs(KEYS) do
+  if i == 1 and ARGV[1] == 'forget' then
+    redis.call('DEL', key)
+  elseif tonumber(redis.call('HGET', key, 'failures') or '0') > 0 then
+    redis.call('HINCRBY', key, 'failures', -1)
+  end
 end
 return 1
 """
-
-
-class LoginThrottle(Protocol):
-    async def begin_attempt(self, username: str, client_ip: str) -> int:
-        """Seconds to wait when this attempt is refused; 0 when it may go ahead (it is counted)."""
-        ...
-
-    async def succeeded(self, username: str, client_ip: str) -> None:
-        """The password was right: forget the count."""
-        ...
 
 
 def wait_seconds(
@@ -78,12 +79,27 @@ def wait_seconds(
     return max(0, math.ceil(last_attempt + backoff - now))
 
 
+def throttled_address(client_ip: str) -> str:
+    """The address a client is counted by: one spelling of each address, an IPv4 address
+    mapped into IPv6 as itself, and an IPv6 address by its /64 (one subscriber's)."""
+    try:
+        address = ipaddress.ip_address(client_ip)
+    except ValueError:
+        return client_ip
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
 def throttle_keys(username: str, client_ip: str) -> tuple[str, str]:
     """The (username, IP) counter's key and the IP's. Hashed: a key name must not
     carry a username or an address into Redis dumps or logs."""
+    username, address = normalise_username(username), throttled_address(client_ip)
     return (
-        hashlib.sha256(f"{username}\x00{client_ip}".encode()).hexdigest(),
-        "ip:" + hashlib.sha256(client_ip.encode()).hexdigest(),
+        hashlib.sha256(f"{username}\x00{address}".encode()).hexdigest(),
+        "ip:" + hashlib.sha256(address.encode()).hexdigest(),
     )
 
 
@@ -92,20 +108,22 @@ class RedisLoginThrottle:
         self._settings = settings
         self._prefix = prefix + "login-failures:"
         self._begin = redis.register_script(_BEGIN_ATTEMPT)
-        self._succeeded = redis.register_script(_SUCCEEDED)
+        self._uncount = redis.register_script(_UNCOUNT)
 
     def _keys(self, username: str, client_ip: str) -> list[str]:
         return [self._prefix + key for key in throttle_keys(username, client_ip)]
 
     async def begin_attempt(self, username: str, client_ip: str) -> int:
         settings = self._settings
+        window = settings.failure_window + settings.max_backoff
         wait = await self._begin(
             keys=self._keys(username, client_ip),
             args=[
                 time.time(),
                 BACKOFF_BASE_SECONDS,
                 settings.max_backoff,
-                settings.failure_window + settings.max_backoff,
+                window,
+                window,
                 settings.max_failures,
                 settings.max_failures_per_ip,
             ],
@@ -113,7 +131,10 @@ class RedisLoginThrottle:
         return int(wait)
 
     async def succeeded(self, username: str, client_ip: str) -> None:
-        await self._succeeded(keys=self._keys(username, client_ip))
+        await self._uncount(keys=self._keys(username, client_ip), args=["forget"])
+
+    async def withdraw(self, username: str, client_ip: str) -> None:
+        await self._uncount(keys=self._keys(username, client_ip), args=["keep"])
 
 
 class MemoryLoginThrottle:
@@ -121,34 +142,42 @@ class MemoryLoginThrottle:
 
     def __init__(self, settings: LoginSettings) -> None:
         self._settings = settings
-        self._entries: dict[str, tuple[int, float]] = {}
+        self._entries: dict[str, tuple[int, float, float]] = {}
+        """Key -> failures, last attempt, when the count runs out."""
 
     async def begin_attempt(self, username: str, client_ip: str) -> int:
         settings = self._settings
         now = time.time()
+        window = settings.failure_window + settings.max_backoff
         counted = []
         wait = 0
+        keys = throttle_keys(username, client_ip)
         for key, limit in zip(
-            throttle_keys(username, client_ip),
-            (settings.max_failures, settings.max_failures_per_ip),
-            strict=True,
+            keys, (settings.max_failures, settings.max_failures_per_ip), strict=True
         ):
-            failures, last = self._entries.get(key, (0, 0.0))
-            if now - last > settings.failure_window + settings.max_backoff:
-                failures = 0
+            failures, last, ends = self._entries.get(key, (0, 0.0, 0.0))
+            if now >= ends:
+                failures, ends = 0, now + window
             wait = max(wait, wait_seconds(failures, last, limit, settings, now))
-            counted.append((key, failures + 1))
+            renewed = now + window if key == keys[0] else ends  # the IP's window is fixed
+            counted.append((key, (failures + 1, now, renewed)))
         if wait:
             return wait
         if len(self._entries) > 100_000:
             self._entries.clear()  # bounded memory beats perfect counting
-        for key, failures in counted:
-            self._entries[key] = (failures, now)
+        self._entries.update(counted)
         return 0
 
     async def succeeded(self, username: str, client_ip: str) -> None:
         pair, ip = throttle_keys(username, client_ip)
         self._entries.pop(pair, None)
-        failures, last = self._entries.get(ip, (0, 0.0))
+        self._uncount(ip)
+
+    async def withdraw(self, username: str, client_ip: str) -> None:
+        for key in throttle_keys(username, client_ip):
+            self._uncount(key)
+
+    def _uncount(self, key: str) -> None:
+        failures, last, ends = self._entries.get(key, (0, 0.0, 0.0))
         if failures > 0:
-            self._entries[ip] = (failures - 1, last)
+            self._entries[key] = (failures - 1, last, ends)

@@ -1,4 +1,10 @@
-"""OAuth clients: registration, updates and authentication."""
+"""OAuth clients: registration, updates and authentication.
+
+`ClientService` manages clients (the command line's `client` commands) and
+proves a client's credentials against its row; `CachedClientStore` proves them
+against recent copies of rows, for the token endpoint. Both are client stores
+of the protocol core.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portcullis_auth.db.models import OAuthClient, utcnow
-from portcullis_auth.oauth2.client_auth import ClientCredentials
-from portcullis_auth.oauth2.errors import InvalidClientError
+from portcullis_auth.records import Client
 from portcullis_auth.repositories.clients import ClientRepository
 from portcullis_auth.security.secrets import (
     generate_client_id,
@@ -20,6 +25,7 @@ from portcullis_auth.security.secrets import (
     hash_secret,
     secret_matches,
 )
+from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.settings import DEFAULT_AUDIENCE
 
 CLIENT_CACHE_SECONDS = 5.0
@@ -135,46 +141,49 @@ class ClientService:
         )
         await self._clients.save(client)
 
-    async def revoke(self, client: OAuthClient) -> None:
+    async def revoke(self, client: OAuthClient, revocations: RevocationService) -> None:
+        """The client can no longer authenticate, and every token issued to it is revoked."""
         client.revoked_at = client.revoked_at or utcnow()
         await self._clients.save(client)
+        await revocations.revoke_client(client.id, reason="client_revoked")
 
-    async def authenticate(
-        self, credentials: ClientCredentials, cache: ClientCache | None = None
-    ) -> OAuthClient:
-        """The client these credentials prove, or `invalid_client` (RFC 6749 §5.2).
-
-        With a `cache`, a recent copy of the client's row may prove them; when there is
-        none, or it does not, the row is read again (by the cache, outside this
-        session) before the answer is no.
-        """
-        if cache is None:
-            return _proven(await self._clients.get(credentials.client_id), credentials)
-        cached = cache.cached(credentials.client_id)
-        if cached is None:
-            return _proven(await cache.read(credentials.client_id), credentials)
-        try:
-            return _proven(cached, credentials)
-        except InvalidClientError:
-            # Perhaps a new secret: read the row again, in a read begun after this
-            # request was (one already under way may predate the change).
-            return _proven(await cache.read(credentials.client_id, join=False), credentials)
+    async def authenticate(self, client_id: str, secret: str | None) -> Client | None:
+        """The client these credentials prove, read now; None when they prove none."""
+        return _proven(await self._clients.get_active_record(client_id), secret)
 
 
-def _proven(client: OAuthClient | None, credentials: ClientCredentials) -> OAuthClient:
-    """`client`, if these credentials prove it; else `invalid_client`."""
-    basic = credentials.used_basic
-    if client is None or client.revoked_at is not None:
-        raise InvalidClientError("client authentication failed", used_basic=basic)
+def _proven(client: Client | None, secret: str | None) -> Client | None:
+    """`client`, if `secret` proves it (a public client: no secret at all)."""
+    if client is None:
+        return None
     if client.secret_hash is None:
-        if credentials.client_secret:
-            raise InvalidClientError("a public client has no secret", used_basic=basic)
-        return client
-    if not credentials.client_secret or not secret_matches(
-        credentials.client_secret, client.secret_hash
-    ):
-        raise InvalidClientError("client authentication failed", used_basic=basic)
+        return None if secret else client
+    if not secret or not secret_matches(secret, client.secret_hash):
+        return None
     return client
+
+
+class CachedClientStore:
+    """Proves credentials against a recent copy of the client's row.
+
+    When there is no copy, or the copy does not prove them, the row is read again
+    (by the cache, outside any request's session) before the answer is no: perhaps
+    the secret has just changed.
+    """
+
+    def __init__(self, cache: ClientCache) -> None:
+        self._cache = cache
+
+    async def authenticate(self, client_id: str, secret: str | None) -> Client | None:
+        cached = self._cache.cached(client_id)
+        if cached is None:
+            return _proven(await self._cache.read(client_id), secret)
+        proven = _proven(cached, secret)
+        if proven is not None:
+            return proven
+        # Perhaps a new secret: read the row again, in a read begun after this request
+        # was (one already under way may predate the change).
+        return _proven(await self._cache.read(client_id, join=False), secret)
 
 
 class ClientCache:
@@ -186,7 +195,7 @@ class ClientCache:
     scope holds for every token requested after the change has committed. What
     a copy can hold back, for at most `ttl`, is a change that allows more: a
     grant type or a scope just added is refused until then. The copies
-    are detached rows, only ever read. Rows are read in a session of the cache's
+    are records, never live rows. Rows are read in a session of the cache's
     own, closed at once: a request waiting for its token's record to be written
     holds no database connection the writer might need.
     """
@@ -200,12 +209,12 @@ class ClientCache:
         self._sessionmaker = sessionmaker
         self._ttl = ttl
         self._max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, OAuthClient]] = OrderedDict()
-        self._reading: dict[str, asyncio.Task[OAuthClient | None]] = {}
+        self._entries: OrderedDict[str, tuple[float, Client]] = OrderedDict()
+        self._reading: dict[str, asyncio.Task[Client | None]] = {}
         """The newest read of each row under way."""
-        self._tasks: set[asyncio.Task[OAuthClient | None]] = set()
+        self._tasks: set[asyncio.Task[Client | None]] = set()
 
-    def cached(self, client_id: str) -> OAuthClient | None:
+    def cached(self, client_id: str) -> Client | None:
         """The copy read less than `ttl` ago, if any."""
         entry = self._entries.get(client_id)
         if entry is None:
@@ -216,7 +225,7 @@ class ClientCache:
             return None
         return client
 
-    async def read(self, client_id: str, *, join: bool = True) -> OAuthClient | None:
+    async def read(self, client_id: str, *, join: bool = True) -> Client | None:
         """The row as it is now (None if there is none), kept as the new copy.
 
         `join`: share a read of the row already under way, so that a copy expiring
@@ -231,11 +240,11 @@ class ClientCache:
         # Shielded: a request that gives up does not cancel the read the others wait for.
         return await asyncio.shield(reading)
 
-    async def _read(self, client_id: str) -> OAuthClient | None:
+    async def _read(self, client_id: str) -> Client | None:
         this_read = asyncio.current_task()
         try:
             async with self._sessionmaker() as session:
-                client = await ClientRepository(session).get(client_id)
+                client = await ClientRepository(session).get_active_record(client_id)
         finally:
             # Only the newest read, with nothing forgotten since it began, is kept.
             newest = self._reading.get(client_id) is this_read

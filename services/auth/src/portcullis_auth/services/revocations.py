@@ -1,7 +1,7 @@
 """Revoking tokens, grants, users' and clients' tokens: marked in Postgres and recorded.
 
-Every revocation marks the rows it ends and adds a revocation row; the
-caller commits, then publishes `recorded` to the revocation list.
+Every revocation marks the rows it ends and adds a revocation row; the unit
+of work commits, then publishes `recorded` to the revocation list.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth import events
-from portcullis_auth.db.models import AccessToken, Grant, Revocation, utcnow
+from portcullis_auth.db.models import AccessToken, Revocation, utcnow
 from portcullis_auth.repositories.tokens import TokenRepository
 from portcullis_auth.revocation.recorder import RevocationRecorder
 from portcullis_auth.settings import TokenSettings
@@ -44,18 +44,26 @@ class RevocationService:
             user=record.user_id,
         )
 
-    async def revoke_grant(self, grant: Grant, reason: str) -> None:
-        """A whole family (or personal access token): every token it produced."""
+    async def revoke_grant(
+        self,
+        grant_id: uuid.UUID,
+        *,
+        reason: str,
+        client_id: str | None = None,
+        user_id: uuid.UUID | None = None,
+    ) -> None:
+        """A whole family (or personal access token): every token it produced. The
+        client and user only name it in the audit line."""
         now = utcnow()
-        await self._tokens.revoke_grant(grant.id, now)
-        await self._revoke_sid(grant.id)
+        await self._tokens.revoke_grant(grant_id, now)
+        await self._revoke_sid(grant_id)
         events.emit(
             "grant_revoked",
             logging.WARNING if reason == "refresh_token_reuse" else logging.INFO,
             reason=reason,
-            sid=grant.id,
-            client=grant.client_id,
-            user=grant.user_id,
+            sid=grant_id,
+            client=client_id,
+            user=user_id,
         )
 
     async def revoke_sid(self, sid: uuid.UUID, reason: str) -> None:

@@ -16,8 +16,10 @@ from joserfc import jws
 from joserfc.errors import JoseError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portcullis_auth.db.models import AccessToken, Grant, RefreshToken
+from portcullis_auth.db.models import AccessToken
 from portcullis_auth.keys.keyring import KeyRing
+from portcullis_auth.records import FoundRefreshToken
+from portcullis_auth.repositories.sql_token_store import SqlTokenStore
 from portcullis_auth.repositories.tokens import TokenRepository
 from portcullis_auth.security.secrets import hash_secret
 from portcullis_shared.verifier import MAX_HEADER_BYTES, MAX_TOKEN_BYTES
@@ -28,19 +30,23 @@ class FoundAccessToken:
     record: AccessToken
     claims: dict[str, object]
 
-
-@dataclass(frozen=True, slots=True)
-class FoundRefreshToken:
-    token: RefreshToken
-    grant: Grant
+    @property
+    def client_id(self) -> str:
+        return self.record.client_id
 
 
 FoundToken = FoundAccessToken | FoundRefreshToken
 
 
+def owner_of(found: FoundToken) -> str:
+    """The client the token was issued to."""
+    return found.client_id if isinstance(found, FoundAccessToken) else found.family.client_id
+
+
 class TokenLookup:
     def __init__(self, session: AsyncSession, keyring: KeyRing) -> None:
         self._tokens = TokenRepository(session)
+        self._refresh_tokens = SqlTokenStore(session)
         self._keyring = keyring
 
     async def find(self, token: str) -> FoundToken | None:
@@ -48,11 +54,7 @@ class TokenLookup:
             return None
         if token.count(".") == 2:
             return await self._find_access_token(token)
-        found = await self._tokens.find_refresh_token(hash_secret(token))
-        if found is None:
-            return None
-        refresh_token, grant, _ = found
-        return FoundRefreshToken(refresh_token, grant)
+        return await self._refresh_tokens.find_refresh_token(hash_secret(token))
 
     async def _find_access_token(self, token: str) -> FoundAccessToken | None:
         segment = token.split(".", 1)[0]

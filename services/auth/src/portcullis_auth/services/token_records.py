@@ -18,18 +18,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from portcullis_auth.db.direct import DirectPostgres
-from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
-from portcullis_auth.repositories.tokens import AccessTokenRecord, record_batch
+from portcullis_auth.repositories.postgres_token_store import PostgresTokenStore
+from portcullis_auth.repositories.sql_token_store import SqlTokenStore
+from portcullis_auth.repositories.token_store import AccessTokenRow
 
 MAX_BATCH = 500
 WRITERS = 4
 """Batches in flight at once: each commit waits for the disk, so one writer alone
 would cap issuance at one batch per fsync."""
 
-WriteBatch = Callable[[Sequence[tuple[AccessTokenRecord, int]]], Awaitable[set[uuid.UUID]]]
+WriteBatch = Callable[[Sequence[tuple[AccessTokenRow, int]]], Awaitable[set[uuid.UUID]]]
 """Writes (record, client version) pairs, each committed on its own; the jtis written."""
 
-_Pending = tuple[AccessTokenRecord, int, "asyncio.Future[bool]"]
+_Pending = tuple[AccessTokenRow, int, "asyncio.Future[bool]"]
 
 
 def batch_writer(engine: AsyncEngine, direct: DirectPostgres | None) -> WriteBatch:
@@ -37,16 +38,16 @@ def batch_writer(engine: AsyncEngine, direct: DirectPostgres | None) -> WriteBat
     autocommit connection of `engine`."""
     if direct is not None:
 
-        async def write_at_once(batch: Sequence[tuple[AccessTokenRecord, int]]) -> set[uuid.UUID]:
+        async def write_at_once(batch: Sequence[tuple[AccessTokenRow, int]]) -> set[uuid.UUID]:
             async with direct.connection() as connection:
-                return await DirectTokenStatements(connection).record_batch(batch)
+                return await PostgresTokenStore(connection).record_access_tokens(batch)
 
         return write_at_once
 
-    async def write(batch: Sequence[tuple[AccessTokenRecord, int]]) -> set[uuid.UUID]:
+    async def write(batch: Sequence[tuple[AccessTokenRow, int]]) -> set[uuid.UUID]:
         async with engine.connect() as connection:
             autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return await record_batch(autocommit, batch)
+            return await SqlTokenStore(autocommit).record_access_tokens(batch)
 
     return write
 
@@ -61,7 +62,7 @@ class AccessTokenRecorder:
         """Writers that will still look at `_pending` before they stop."""
         self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak ones
 
-    async def record(self, record: AccessTokenRecord, client_version: int) -> bool:
+    async def record(self, record: AccessTokenRow, client_version: int) -> bool:
         """Write `record` with the next batch; False when the client's row has changed
         since it was read at `client_version` (nothing written)."""
         written: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

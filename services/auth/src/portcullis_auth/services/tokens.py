@@ -1,54 +1,38 @@
-"""Issuing access tokens (RFC 9068 JWTs) and refresh tokens, and rotating them."""
+"""Issuing access tokens (RFC 9068 JWTs) and refresh tokens, and rotating them.
+
+`TokenService` is what the protocol core issues tokens with (its token issuer)
+and finds and ends refresh families with (its grant store).
+"""
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portcullis_auth.db.models import Grant, OAuthClient, RefreshToken, User, utcnow
+from portcullis_auth.db.models import Grant, utcnow
 from portcullis_auth.keys.keyring import KeyRing
-from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
-from portcullis_auth.repositories.tokens import (
-    AccessTokenRecord,
-    RefreshTokenRecord,
-    Rotation,
-    TokenRepository,
+from portcullis_auth.records import (
+    Client,
+    FoundRefreshToken,
+    IssuedAccessToken,
+    RefreshFamily,
+    User,
 )
+from portcullis_auth.repositories.sql_token_store import SqlTokenStore
+from portcullis_auth.repositories.token_store import (
+    AccessTokenRow,
+    RefreshTokenRow,
+    Rotation,
+    TokenStore,
+)
+from portcullis_auth.repositories.tokens import TokenRepository
 from portcullis_auth.security.secrets import generate_secret, hash_secret
 from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.services.token_records import AccessTokenRecorder
 from portcullis_auth.settings import TokenSettings
 from portcullis_shared.scopes import format_scope
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedAccessToken:
-    token: str
-    jti: uuid.UUID
-    expires_in: int
-    scopes: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class TokenResponse:
-    """RFC 6749 §5.1 successful response."""
-
-    access_token: IssuedAccessToken
-    refresh_token: str | None = None
-
-    def to_dict(self) -> dict[str, object]:
-        body: dict[str, object] = {
-            "access_token": self.access_token.token,
-            "token_type": "Bearer",
-            "expires_in": self.access_token.expires_in,
-            "scope": format_scope(self.access_token.scopes),
-        }
-        if self.refresh_token is not None:
-            body["refresh_token"] = self.refresh_token
-        return body
 
 
 class ClientChangedError(Exception):
@@ -66,22 +50,25 @@ class TokenService:
         session: AsyncSession,
         settings: TokenSettings,
         keyring: KeyRing,
+        revocations: RevocationService,
+        *,
+        store: TokenStore | None = None,
         recorder: AccessTokenRecorder | None = None,
-        direct: DirectTokenStatements | None = None,
     ) -> None:
-        """`recorder`: where tokens issued as a request's `only_write` are recorded
-        (else in `session`). `direct`: Postgres's statements for refresh tokens."""
-        self._tokens = TokenRepository(session, direct)
+        """`revocations`: where this unit of work records what it revokes. `store`: where
+        refresh tokens are found and rotated (default: through `session`). `recorder`:
+        where tokens issued as a request's `only_write` are recorded (else `session`)."""
+        self._tokens = TokenRepository(session)
+        self._store = store or SqlTokenStore(session)
         self._settings = settings
         self._keyring = keyring
         self._recorder = recorder
-        self.revocations = RevocationService(session, settings)
-        """Revocations this request made; they reach Redis once committed."""
+        self._revocations = revocations
 
     async def issue_access_token(
         self,
         *,
-        client: OAuthClient,
+        client: Client,
         user: User | None,
         scopes: frozenset[str],
         audience: str,
@@ -105,15 +92,77 @@ class TokenService:
             raise ClientChangedError(client.id)
         return token
 
+    async def start_family(
+        self,
+        *,
+        client: Client,
+        user: User | None,
+        grant_type: str,
+        scopes: frozenset[str],
+        audience: str,
+    ) -> tuple[uuid.UUID, str]:
+        """Open a refresh family and hand out its first refresh token."""
+        now = utcnow()
+        grant = await self._tokens.add_grant(
+            Grant(
+                id=uuid.uuid4(),
+                client_id=client.id,
+                user_id=None if user is None else user.id,
+                grant_type=grant_type,
+                scopes=sorted(scopes),
+                audience=audience,
+                created_at=now,
+                expires_at=now + timedelta(seconds=self._settings.refresh_family_ttl),
+                revoked_at=None,
+            )
+        )
+        refresh_token, row = self._new_refresh_token(grant.expires_at, now)
+        await self._tokens.add_refresh_token(row, grant.id)
+        return grant.id, refresh_token
+
+    async def find_refresh_token(self, refresh_token: str) -> FoundRefreshToken | None:
+        return await self._store.find_refresh_token(hash_secret(refresh_token))
+
+    async def successor_is_unused(self, token_id: uuid.UUID) -> bool:
+        return await self._tokens.successor_is_unused(token_id)
+
+    async def revoke_family(self, family: RefreshFamily, reason: str) -> None:
+        await self._revocations.revoke_grant(
+            family.id, reason=reason, client_id=family.client_id, user_id=family.user_id
+        )
+
+    async def rotate(
+        self,
+        found: FoundRefreshToken,
+        *,
+        client: Client,
+        scopes: frozenset[str],
+        audience: str,
+    ) -> tuple[IssuedAccessToken, str] | None:
+        """Use the token up: a new access token of its family and the successor refresh
+        token, written together. None when another request rotated it first;
+        `ClientChangedError` when the client's row changed since it was read."""
+        family = found.family
+        access, record = await self._sign(client, found.user, scopes, audience, family.id, None)
+        refresh_token, successor = self._new_refresh_token(family.expires_at, record.created_at)
+        rotation = await self._store.rotate_and_record(
+            found.token.id, successor, record, client.version
+        )
+        if rotation is Rotation.CLIENT_CHANGED:
+            raise ClientChangedError(client.id)
+        if rotation is Rotation.ALREADY_USED:
+            return None
+        return access, refresh_token
+
     async def _sign(
         self,
-        client: OAuthClient,
+        client: Client,
         user: User | None,
         scopes: frozenset[str],
         audience: str,
         sid: uuid.UUID | None,
         ttl: int | None,
-    ) -> tuple[IssuedAccessToken, AccessTokenRecord]:
+    ) -> tuple[IssuedAccessToken, AccessTokenRow]:
         """A signed access token and the record of it, not yet written."""
         key = await self._keyring.signing_key()
         now = utcnow()
@@ -133,9 +182,13 @@ class TokenService:
             "sid": str(sid),
         }
         token = IssuedAccessToken(
-            token=key.sign_access_token(claims), jti=jti, expires_in=lifetime, scopes=scopes
+            token=key.sign_access_token(claims),
+            jti=jti,
+            sid=sid,
+            expires_in=lifetime,
+            scopes=scopes,
         )
-        record = AccessTokenRecord(
+        record = AccessTokenRow(
             jti=jti,
             sid=sid,
             client_id=client.id,
@@ -148,72 +201,14 @@ class TokenService:
         )
         return token, record
 
-    async def start_grant(
-        self,
-        *,
-        client: OAuthClient,
-        user: User | None,
-        grant_type: str,
-        scopes: frozenset[str],
-        audience: str,
-    ) -> tuple[Grant, str]:
-        """Open a refresh family and hand out its first refresh token."""
-        now = utcnow()
-        grant = await self._tokens.add_grant(
-            Grant(
-                id=uuid.uuid4(),
-                client_id=client.id,
-                user_id=None if user is None else user.id,
-                grant_type=grant_type,
-                scopes=sorted(scopes),
-                audience=audience,
-                created_at=now,
-                expires_at=now + timedelta(seconds=self._settings.refresh_family_ttl),
-                revoked_at=None,
-            )
-        )
-        refresh_token, row = self._new_refresh_token(grant, now)
-        await self._tokens.add_refresh_token(row, grant.id)
-        return grant, refresh_token
-
-    async def find_refresh_token(
-        self, refresh_token: str
-    ) -> tuple[RefreshToken, Grant, User | None] | None:
-        """The token, its grant (family) and the grant's user, if it has one."""
-        return await self._tokens.find_refresh_token(hash_secret(refresh_token))
-
-    async def rotate(
-        self,
-        token: RefreshToken,
-        grant: Grant,
-        *,
-        client: OAuthClient,
-        user: User | None,
-        scopes: frozenset[str],
-        audience: str,
-    ) -> tuple[IssuedAccessToken, str] | None:
-        """Use `token` up: a new access token of its family and the successor refresh
-        token, written together. None when another request rotated it first;
-        `ClientChangedError` when the client's row changed since it was read."""
-        access, record = await self._sign(client, user, scopes, audience, grant.id, None)
-        refresh_token, successor = self._new_refresh_token(grant, record.created_at)
-        rotation = await self._tokens.rotate_and_record(token.id, successor, record, client.version)
-        if rotation is Rotation.CLIENT_CHANGED:
-            raise ClientChangedError(client.id)
-        if rotation is Rotation.ALREADY_USED:
-            return None
-        return access, refresh_token
-
-    async def successor_is_unused(self, token: RefreshToken) -> bool:
-        child = await self._tokens.find_child(token.id)
-        return child is not None and child.used_at is None and child.revoked_at is None
-
-    def _new_refresh_token(self, grant: Grant, now: datetime) -> tuple[str, RefreshTokenRecord]:
+    def _new_refresh_token(
+        self, family_expires_at: datetime, now: datetime
+    ) -> tuple[str, RefreshTokenRow]:
         token = generate_secret()
         expires_at = min(
-            now + timedelta(seconds=self._settings.refresh_token_ttl), grant.expires_at
+            now + timedelta(seconds=self._settings.refresh_token_ttl), family_expires_at
         )
-        row = RefreshTokenRecord(
+        row = RefreshTokenRow(
             id=uuid.uuid4(), token_hash=hash_secret(token), created_at=now, expires_at=expires_at
         )
         return token, row

@@ -1,4 +1,8 @@
-"""Users: creation and password authentication."""
+"""Users: creation, password logins, and the changes that lower their trust.
+
+A change that lowers a user's trust (a new password, the admin role taken
+away, disabled) revokes every token the user holds, in the same unit of work.
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,28 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from portcullis_auth import events
 from portcullis_auth.db.models import User, utcnow
-from portcullis_auth.repositories.users import UserRepository
-from portcullis_auth.security.passwords import CallerGone, PasswordHasher
+from portcullis_auth.records import User as UserRecord
+from portcullis_auth.repositories.users import UserRepository, user_record
+from portcullis_auth.security.passwords import CallerGone, CallerGoneError, PasswordHasher
+from portcullis_auth.security.usernames import normalise_username
+from portcullis_auth.services.revocations import RevocationService
+
+MIN_PASSWORD_LENGTH = 8
 
 
 class UserExistsError(ValueError):
     """A user with that email already exists."""
 
 
-def normalise_username(username: str) -> str:
-    """Emails compare case-insensitively, without surrounding space."""
-    return username.strip().lower()
+class NoSuchUserError(LookupError):
+    """No user has that email."""
+
+
+def check_password_rules(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
 
 
 class UserService:
@@ -30,8 +44,7 @@ class UserService:
         email = normalise_username(email)
         if "@" not in email or len(email) > 320:
             raise ValueError("a user needs a valid email address")
-        if len(password) < 8:
-            raise ValueError("a password needs at least 8 characters")
+        check_password_rules(password)
         if await self._users.get_by_email(email) is not None:
             raise UserExistsError(f"a user with email {email} already exists")
         return await self._users.add(
@@ -48,25 +61,70 @@ class UserService:
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self._users.get(user_id)
 
+    async def find(self, email: str) -> User:
+        found = await self._users.get_by_email(normalise_username(email))
+        if found is None:
+            raise NoSuchUserError(f"no user {email}")
+        return found
+
     async def authenticate(
-        self, username: str, password: str, *, caller_gone: CallerGone | None = None
-    ) -> User | None:
+        self,
+        username: str,
+        password: str,
+        *,
+        client_ip: str | None = None,
+        caller_gone: CallerGone | None = None,
+    ) -> UserRecord | None:
         """The active user with this password, or None.
 
         Unknown, disabled and wrong-password users all cost one argon2 verify. No
         pooled connection is held while the verify waits its turn (logins queue for
         the hashing thread, a quarter of a second each): the user is read in a short
-        session of its own, and the user returned is detached from it. A check that
-        waits while `caller_gone` completes is dropped (`CallerGoneError`).
+        session of its own. A check that waits while `caller_gone` completes is
+        dropped (`CallerGoneError`); `client_ip` bounds one address's waiting checks.
         """
         async with AsyncSession(self._session.bind) as reads:
             user = await UserRepository(reads).get_by_email(normalise_username(username))
         active = user if user is not None and user.disabled_at is None else None
-        check = await self._hasher.verify(
-            password, None if active is None else active.password_hash, caller_gone=caller_gone
-        )
+        try:
+            check = await self._hasher.verify(
+                password,
+                None if active is None else active.password_hash,
+                caller=client_ip,
+                caller_gone=caller_gone,
+            )
+        except CallerGoneError:
+            events.emit("login_abandoned")
+            raise
         if active is None or not check.valid:
             return None
         if check.new_hash is not None:
             await self._users.set_password_hash(active, check.new_hash)
-        return active
+        return user_record(active)
+
+    async def set_password(self, email: str, password: str, revocations: RevocationService) -> None:
+        """A new password; every token of the user is revoked."""
+        check_password_rules(password)
+        user = await self.find(email)
+        user.password_hash = await self._hasher.hash_async(password)
+        await self._session.flush()
+        await revocations.revoke_user(user.id, reason="password_changed")
+
+    async def set_admin(self, email: str, admin: bool, revocations: RevocationService) -> None:
+        """Grant or take away the admin role; taking it away revokes the user's tokens."""
+        user = await self.find(email)
+        user.is_admin = admin
+        await self._session.flush()
+        if not admin:
+            await revocations.revoke_user(user.id, reason="admin_removed")
+
+    async def disable(self, email: str, revocations: RevocationService) -> None:
+        """No more logins, and every token of the user revoked."""
+        user = await self.find(email)
+        user.disabled_at = user.disabled_at or utcnow()
+        await self._session.flush()
+        await revocations.revoke_user(user.id, reason="user_disabled")
+
+    async def revoke_tokens(self, email: str, revocations: RevocationService) -> None:
+        user = await self.find(email)
+        await revocations.revoke_user(user.id, reason="operator")

@@ -12,6 +12,7 @@ from portcullis_resource.http.controllers.me import MeController
 from portcullis_resource.http.controllers.playground import PlaygroundController
 from portcullis_resource.http.controllers.posts import PostController
 from portcullis_resource.http.controllers.proxy import LoginProxyController
+from portcullis_resource.http.dependencies import DEPENDENCIES
 from portcullis_resource.http.errors import EXCEPTION_HANDLERS
 from portcullis_resource.runtime import ResourceRuntime
 from portcullis_resource.settings import ResourceSettings, get_settings
@@ -45,6 +46,7 @@ def create_app(
             *([PlaygroundController] if resolved.playground else []),
         ],
         plugins=[guard or PortcullisGuard(resolved.guard)],
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=PortcullisRequest,
         lifespan=[lifespan],

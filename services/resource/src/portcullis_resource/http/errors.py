@@ -7,11 +7,17 @@ from typing import Any
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from portcullis_resource.services.posts import PostNotFoundError
+from portcullis_shared.openapi import API_RESPONSE_HEADERS
 
 logger = logging.getLogger("portcullis.resource")
+
+UNCACHED_API_HEADERS = {
+    "Cache-Control": "no-store",
+    **{header.name: str(header.value) for header in API_RESPONSE_HEADERS},
+}
 
 _CODES = {
     400: "invalid_request",
@@ -26,7 +32,7 @@ def _error(error: str, description: str, status: int, **extra: Any) -> Response[
         {"error": error, "error_description": description, **extra},
         status_code=status,
         media_type=MediaType.JSON,
-        headers={"Cache-Control": "no-store"},
+        headers=dict(UNCACHED_API_HEADERS),
     )
 
 
@@ -59,6 +65,12 @@ def not_found(_: Request[Any, Any, Any], __: PostNotFoundError) -> Response[dict
     return _error("not_found", "no such post", 404)
 
 
+def refused_value(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The database refused a value (out of range, not storable): the request's fault."""
+    logger.info("the database refused a value: %s", type(exc).__name__)
+    return _error("invalid_request", "a value in the request cannot be stored", 400)
+
+
 def unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     logger.warning("database unavailable: %s", type(exc).__name__)
     response = _error("temporarily_unavailable", "the service is temporarily unavailable", 503)
@@ -76,6 +88,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: http_error,
     PostNotFoundError: not_found,
     OperationalError: unavailable,
+    DataError: refused_value,
     DBAPIError: unavailable,
     OSError: unavailable,
     Exception: internal_error,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from litestar import Controller, MediaType, Response, get
-from litestar.datastructures import State
 from sqlalchemy import text
 
-from portcullis_auth.runtime import AuthRuntime, runtime_of
+from portcullis_auth.runtime import AuthRuntime
+from portcullis_shared.dependencies import Injected
 
 CHECK_TIMEOUT = 2.0
 
@@ -19,8 +19,7 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz", media_type=MediaType.JSON)
-    async def readyz(self, state: State) -> Response[dict[str, str]]:
-        runtime = runtime_of(state)
+    async def readyz(self, runtime: Injected[AuthRuntime]) -> Response[dict[str, str]]:
         checks = {"database": await _check_database(runtime)}
         if runtime.redis is not None:
             checks["redis"] = await _check_redis(runtime)
@@ -32,7 +31,7 @@ class HealthController(Controller):
         )
 
 
-async def _check_database(runtime: AuthRuntime) -> str:
+async def _check_database(runtime: Injected[AuthRuntime]) -> str:
     try:
         async with asyncio.timeout(CHECK_TIMEOUT), runtime.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
@@ -41,7 +40,7 @@ async def _check_database(runtime: AuthRuntime) -> str:
     return "ok"
 
 
-async def _check_redis(runtime: AuthRuntime) -> str:
+async def _check_redis(runtime: Injected[AuthRuntime]) -> str:
     assert runtime.redis is not None
     try:
         async with asyncio.timeout(CHECK_TIMEOUT):

@@ -4,21 +4,36 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import State
+from litestar import Controller, Response, delete, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 
-from portcullis_auth.http.bearer import authenticate_bearer
+from portcullis_auth.http.authentication import bearer_caller, first_party_login
 from portcullis_auth.http.errors import NO_STORE
-from portcullis_auth.http.publishing import publish_or_503
-from portcullis_auth.runtime import runtime_of
-from portcullis_auth.services.personal_access import PersonalAccessTokenService
-from portcullis_auth.services.tokens import TokenService
+from portcullis_auth.oauth2.errors import (
+    InvalidRequestError,
+    InvalidScopeError,
+    InvalidTargetError,
+    OAuth2Error,
+)
+from portcullis_auth.records import User
+from portcullis_auth.runtime import AuthRuntime
+from portcullis_auth.services.account_tokens import AccountCaller, AccountTokenService
+from portcullis_auth.services.personal_access import (
+    PersonalAccessTokenRequestError,
+    PersonalAccessTokenService,
+)
+from portcullis_auth.services.unit_of_work import UnitOfWork
+from portcullis_shared.dependencies import Injected
 from portcullis_shared.text import NO_NUL
+
+REFUSALS: dict[str, type[OAuth2Error]] = {
+    "invalid_scope": InvalidScopeError,
+    "invalid_target": InvalidTargetError,
+}
 
 
 class PersonalAccessTokenCreate(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,31 +60,30 @@ class PersonalAccessTokenCreated(msgspec.Struct):
 
 class PersonalAccessTokenController(Controller):
     path = "/oauth/personal-access-tokens"
+    guards = [bearer_caller, first_party_login]  # noqa: RUF012 - Litestar reads it here
 
     @post("/", status_code=201)
     async def create(
         self,
-        request: Request[Any, Any, State],
-        state: State,
+        runtime: Injected[AuthRuntime],
+        caller: Injected[AccountCaller],
+        first_party_user: Injected[User],
+        personal_access_tokens: Injected[PersonalAccessTokenService],
         data: JSONBody[PersonalAccessTokenCreate],
     ) -> Response[PersonalAccessTokenCreated]:
-        runtime = runtime_of(state)
         settings = runtime.settings.tokens
-        async with runtime.sessionmaker() as session:
-            caller = await authenticate_bearer(request, runtime, session)
-            user = caller.require_first_party_user_token()
-            service = PersonalAccessTokenService(
-                session, TokenService(session, settings, runtime.keyring)
-            )
-            created = await service.create(
-                user,
+        try:
+            created = await personal_access_tokens.create(
+                first_party_user,
                 name=data.name,
                 scopes=data.scopes,
                 caller_scopes=caller.claims.scopes,
+                audience=caller.claims.aud,
                 expires_in=settings.pat_ttl if data.expires_in is None else data.expires_in,
                 max_ttl=settings.pat_max_ttl,
             )
-            await session.commit()
+        except PersonalAccessTokenRequestError as refused:
+            raise REFUSALS.get(refused.error, InvalidRequestError)(str(refused)) from None
         grant = created.grant
         body = PersonalAccessTokenCreated(
             id=grant.id,
@@ -82,16 +96,10 @@ class PersonalAccessTokenController(Controller):
 
     @get("/")
     async def list_tokens(
-        self, request: Request[Any, Any, State], state: State
+        self,
+        first_party_user: Injected[User],
+        personal_access_tokens: Injected[PersonalAccessTokenService],
     ) -> list[PersonalAccessTokenOut]:
-        runtime = runtime_of(state)
-        async with runtime.sessionmaker() as session:
-            caller = await authenticate_bearer(request, runtime, session)
-            user = caller.require_first_party_user_token()
-            service = PersonalAccessTokenService(
-                session, TokenService(session, runtime.settings.tokens, runtime.keyring)
-            )
-            grants = await service.list(user)
         return [
             PersonalAccessTokenOut(
                 id=g.id,
@@ -100,38 +108,22 @@ class PersonalAccessTokenController(Controller):
                 created_at=g.created_at,
                 expires_at=g.expires_at,
             )
-            for g in grants
+            for g in await personal_access_tokens.list(first_party_user)
         ]
 
     @delete("/{token_id:uuid}", status_code=204)
     async def revoke(
-        self, request: Request[Any, Any, State], state: State, token_id: FromPath[uuid.UUID]
+        self,
+        first_party_user: Injected[User],
+        personal_access_tokens: Injected[PersonalAccessTokenService],
+        token_id: FromPath[uuid.UUID],
     ) -> None:
-        runtime = runtime_of(state)
-        async with runtime.sessionmaker() as session:
-            caller = await authenticate_bearer(request, runtime, session)
-            user = caller.require_first_party_user_token()
-            tokens = TokenService(session, runtime.settings.tokens, runtime.keyring)
-            grant = await PersonalAccessTokenService(session, tokens).find(user, token_id)
-            if grant is None:
-                raise NotFoundException("no such personal access token")
-            await tokens.revocations.revoke_grant(grant, reason="personal_access_token_deleted")
-            await session.commit()
-        await publish_or_503(runtime, tokens.revocations.recorded)
+        if not await personal_access_tokens.revoke(first_party_user, token_id):
+            raise NotFoundException("no such personal access token")
 
 
 class LogoutController(Controller):
-    @post("/oauth/logout", status_code=204)
-    async def logout(self, request: Request[Any, Any, State], state: State) -> None:
+    @post("/oauth/logout", status_code=204, guards=[bearer_caller])
+    async def logout(self, caller: Injected[AccountCaller], uow: Injected[UnitOfWork]) -> None:
         """Revoke the bearer token used, and its whole grant."""
-        runtime = runtime_of(state)
-        async with runtime.sessionmaker() as session:
-            caller = await authenticate_bearer(request, runtime, session)
-            tokens = TokenService(session, runtime.settings.tokens, runtime.keyring)
-            await tokens.revocations.revoke_access_token(caller.record, reason="logout")
-            if caller.grant is not None:
-                await tokens.revocations.revoke_grant(caller.grant, reason="logout")
-            else:
-                await tokens.revocations.revoke_sid(caller.record.sid, reason="logout")
-            await session.commit()
-        await publish_or_503(runtime, tokens.revocations.recorded)
+        await AccountTokenService(uow.session).log_out(caller, uow.revocations)

@@ -5,31 +5,75 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, post
-from litestar.datastructures import State
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from portcullis_auth.db.models import OAuthClient, utcnow
+from portcullis_auth.db.models import utcnow
 from portcullis_auth.http.errors import NO_STORE
-from portcullis_auth.http.publishing import publish_or_503
-from portcullis_auth.oauth2.client_auth import extract_client_credentials
+from portcullis_auth.oauth2.client_auth import authenticate_client
 from portcullis_auth.oauth2.errors import UnauthorizedClientError
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
-from portcullis_auth.runtime import runtime_of
+from portcullis_auth.records import Client
+from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.services.clients import ClientService
-from portcullis_auth.services.revocations import RevocationService
-from portcullis_auth.services.token_lookup import FoundAccessToken, FoundToken, TokenLookup
+from portcullis_auth.services.token_lookup import (
+    FoundAccessToken,
+    FoundToken,
+    TokenLookup,
+    owner_of,
+)
+from portcullis_auth.services.unit_of_work import UnitOfWork
+from portcullis_shared.dependencies import Injected
 
 MAX_BODY_BYTES = 16 * 1024
 
 
 async def _client_and_token(
-    request: Request[Any, Any, State], session: AsyncSession
-) -> tuple[OAuthClient, str]:
+    request: Request[Any, Any, Any], clients: ClientService
+) -> tuple[Client, str]:
     """RFC 7009 §2.1 / RFC 7662 §2.1: an authenticated client and the `token` it names."""
     form = parse_form(await request.body(), request.headers.get("content-type"))
     token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
-    client = await ClientService(session).authenticate(extract_client_credentials(token_request))
+    client = await authenticate_client(token_request, clients)
     return client, token_request.require("token")
+
+
+class RevocationController(Controller):
+    @post("/oauth/revoke", request_max_body_size=MAX_BODY_BYTES, status_code=200)
+    async def revoke(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Injected[AuthRuntime],
+        uow: Injected[UnitOfWork],
+    ) -> Response[bytes]:
+        """§2.1: the client revokes one of its own tokens; unknown tokens are not an error."""
+        clients = ClientService(uow.session)
+        client, token = await _client_and_token(request, clients)
+        found = await TokenLookup(uow.session, runtime.keyring).find(token)
+        if found is not None and owner_of(found) != client.id:
+            # §2.1: the token was issued to another client; it is left alone and the
+            # caller is told so (a 200 would claim a revocation that did not happen).
+            raise UnauthorizedClientError(await _not_yours(clients, owner_of(found)))
+        if isinstance(found, FoundAccessToken):
+            await uow.revocations.revoke_access_token(found.record, reason="rfc7009")
+        elif found is not None:
+            # A refresh token takes its whole grant with it.
+            family = found.family
+            await uow.revocations.revoke_grant(
+                family.id, reason="rfc7009", client_id=family.client_id, user_id=family.user_id
+            )
+        return Response(b"", status_code=200, headers=NO_STORE)
+
+    @post("/oauth/introspect", request_max_body_size=MAX_BODY_BYTES, status_code=200)
+    async def introspect(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Injected[AuthRuntime],
+        uow: Injected[UnitOfWork],
+    ) -> Response[dict[str, object]]:
+        """§2.2: active only for a live token the caller may see; everything else is inactive."""
+        client, token = await _client_and_token(request, ClientService(uow.session))
+        found = await TokenLookup(uow.session, runtime.keyring).find(token)
+        body = describe(found, client, runtime.settings.tokens.issuer)
+        return Response(body, status_code=200, media_type=MediaType.JSON, headers=NO_STORE)
 
 
 async def _not_yours(clients: ClientService, owner_id: str) -> str:
@@ -42,51 +86,9 @@ async def _not_yours(clients: ClientService, owner_id: str) -> str:
     return "the token was issued to another client; it was not revoked"
 
 
-def _owner(found: FoundToken) -> str:
-    return found.record.client_id if isinstance(found, FoundAccessToken) else found.grant.client_id
-
-
-class RevocationController(Controller):
-    @post("/oauth/revoke", request_max_body_size=MAX_BODY_BYTES, status_code=200)
-    async def revoke(self, request: Request[Any, Any, State], state: State) -> Response[bytes]:
-        """§2.1: the client revokes one of its own tokens; unknown tokens are not an error."""
-        runtime = runtime_of(state)
-        async with runtime.sessionmaker() as session:
-            client, token = await _client_and_token(request, session)
-            found = await TokenLookup(session, runtime.keyring).find(token)
-            revocations = RevocationService(session, runtime.settings.tokens)
-            if found is not None and _owner(found) != client.id:
-                # §2.1: the token was issued to another client; it is left alone and the
-                # caller is told so (a 200 would claim a revocation that did not happen).
-                raise UnauthorizedClientError(
-                    await _not_yours(ClientService(session), _owner(found))
-                )
-            if found is not None:
-                if isinstance(found, FoundAccessToken):
-                    await revocations.revoke_access_token(found.record, reason="rfc7009")
-                else:
-                    # A refresh token takes its whole grant with it.
-                    await revocations.revoke_grant(found.grant, reason="rfc7009")
-            await session.commit()
-        await publish_or_503(runtime, revocations.recorded)
-        return Response(b"", status_code=200, headers=NO_STORE)
-
-    @post("/oauth/introspect", request_max_body_size=MAX_BODY_BYTES, status_code=200)
-    async def introspect(
-        self, request: Request[Any, Any, State], state: State
-    ) -> Response[dict[str, object]]:
-        """§2.2: active only for a live token the caller may see; everything else is inactive."""
-        runtime = runtime_of(state)
-        async with runtime.sessionmaker() as session:
-            client, token = await _client_and_token(request, session)
-            found = await TokenLookup(session, runtime.keyring).find(token)
-            body = describe(found, client, runtime.settings.tokens.issuer)
-        return Response(body, status_code=200, media_type=MediaType.JSON, headers=NO_STORE)
-
-
-def describe(found: FoundToken | None, caller: OAuthClient, issuer: str) -> dict[str, object]:
+def describe(found: FoundToken | None, caller: Client, issuer: str) -> dict[str, object]:
     inactive: dict[str, object] = {"active": False}
-    if found is None or (_owner(found) != caller.id and not caller.introspect):
+    if found is None or (owner_of(found) != caller.id and not caller.introspect):
         return inactive
     now = utcnow()
     if isinstance(found, FoundAccessToken):
@@ -106,22 +108,22 @@ def describe(found: FoundToken | None, caller: OAuthClient, issuer: str) -> dict
             "jti": str(record.jti),
             "sid": str(record.sid),
         }
-    token, grant = found.token, found.grant
+    token, family = found.token, found.family
     if (
         token.revoked_at is not None
         or token.used_at is not None
-        or grant.revoked_at is not None
-        or min(token.expires_at, grant.expires_at) <= now
+        or family.revoked_at is not None
+        or min(token.expires_at, family.expires_at) <= now
     ):
         return inactive
     return {
         "active": True,
         "token_type": "refresh_token",
-        "scope": " ".join(sorted(grant.scopes)),
-        "client_id": grant.client_id,
-        "sub": str(grant.user_id) if grant.user_id else grant.client_id,
+        "scope": " ".join(sorted(family.scopes)),
+        "client_id": family.client_id,
+        "sub": str(family.user_id) if family.user_id else family.client_id,
         "iss": issuer,
-        "exp": int(min(token.expires_at, grant.expires_at).timestamp()),
+        "exp": int(min(token.expires_at, family.expires_at).timestamp()),
         "iat": int(token.created_at.timestamp()),
-        "sid": str(grant.id),
+        "sid": str(family.id),
     }

@@ -8,7 +8,6 @@ else and answered by the app's exception handlers (`http/errors.py`).
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager, nullcontext
 from functools import partial
 
 import msgspec
@@ -17,23 +16,19 @@ from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, MethodNotAllowedException
 from litestar.types import HTTPScope, Receive, Scope, Send
 
-from portcullis_auth.db.direct import DirectConnection
-from portcullis_auth.http.errors import NO_STORE
-from portcullis_auth.http.publishing import publish_quietly
+from portcullis_auth.http.errors import UNCACHED_API_HEADERS
 from portcullis_auth.oauth2.errors import (
     InvalidRequestError,
     OAuth2Error,
     TemporarilyUnavailableError,
 )
-from portcullis_auth.oauth2.grants.base import GrantContext
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
+from portcullis_auth.oauth2.responses import TokenResponse
 from portcullis_auth.oauth2.token_endpoint import handle_token_request
-from portcullis_auth.repositories.direct_tokens import DirectTokenStatements
 from portcullis_auth.runtime import AuthRuntime, runtime_of
-from portcullis_auth.services.clients import ClientService
-from portcullis_auth.services.tokens import ClientChangedError, TokenResponse, TokenService
-from portcullis_auth.services.users import UserService
+from portcullis_auth.services.tokens import ClientChangedError
 from portcullis_shared.client_ip import client_ip
+from portcullis_shared.request import until_disconnected
 
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
 """A token request is a handful of short parameters."""
@@ -44,8 +39,9 @@ use a cached copy, the second reads the row afresh."""
 
 _RESPONSE_HEADERS = [
     (b"content-type", b"application/json"),
-    *((name.lower().encode(), value.encode()) for name, value in NO_STORE.items()),
+    *((name.lower().encode(), value.encode()) for name, value in UNCACHED_API_HEADERS.items()),
 ]
+"""A token answer's headers: never cached (RFC 6749 §5.1), and as every API answer's."""
 
 
 @asgi("/oauth/token", copy_scope=False)  # mounts nothing
@@ -69,7 +65,7 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
             headers.joined(b"x-forwarded-for"),
             runtime.settings.server.trusted_proxies,
         ),
-        caller_gone=partial(_until_disconnected, receive),
+        caller_gone=partial(until_disconnected, receive),
     )
     answer = msgspec.json.encode((await answer_token_request(runtime, token_request)).to_dict())
     await send(
@@ -85,26 +81,11 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
 async def answer_token_request(runtime: AuthRuntime, token_request: TokenRequest) -> TokenResponse:
     """Run the request's grant: a token response, committed, or an OAuth2Error."""
     for _ in range(CLIENT_READS):
-        async with (
-            runtime.request_sessions() as session,
-            _direct_connection(runtime) as direct,
-        ):
-            context = GrantContext(
-                tokens=TokenService(
-                    session,
-                    runtime.settings.tokens,
-                    runtime.keyring,
-                    runtime.access_token_recorder,
-                    None if direct is None else DirectTokenStatements(direct),
-                ),
-                users=UserService(session, runtime.hasher),
-                throttle=runtime.throttle,
-                scopes=runtime.settings.scopes,
-                settings=runtime.settings.tokens,
-            )
+        async with runtime.request_sessions() as session, runtime.token_store() as store:
+            uow = runtime.unit_of_work(session)
             try:
-                result = await handle_token_request(
-                    token_request, ClientService(session), context, cache=runtime.clients
+                response = await handle_token_request(
+                    token_request, runtime.grant_context(uow, store)
                 )
             except ClientChangedError as changed:
                 # Nothing was recorded (rolled back with the session, or never written);
@@ -113,23 +94,12 @@ async def answer_token_request(runtime: AuthRuntime, token_request: TokenRequest
                 continue
             except OAuth2Error as error:
                 if error.keep_changes:
-                    await session.commit()
-                    await publish_quietly(runtime, context.tokens.revocations.recorded)
+                    await uow.commit_quietly()
                 raise
             # Committed before answering: a token is only handed out once it is recorded.
-            if session.in_transaction():
-                await session.commit()
-            return result
+            await uow.commit()
+            return response
     raise TemporarilyUnavailableError()  # the client keeps changing under us
-
-
-def _direct_connection(
-    runtime: AuthRuntime,
-) -> AbstractAsyncContextManager[DirectConnection | None]:
-    """Postgres: one connection for the request's direct statements (a refresh's find
-    and rotation), taken only if it makes one."""
-    database = runtime.direct_postgres
-    return nullcontext() if database is None else database.connection()
 
 
 class _Headers:
@@ -181,14 +151,6 @@ async def _read_body(receive: Receive, content_length: str | None) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
-
-
-async def _until_disconnected(receive: Receive) -> None:
-    """Returns once the client has gone. Once the body is read, the server's next
-    message is the disconnect (sent when the connection closes, or when the
-    response is complete)."""
-    while (await receive())["type"] != "http.disconnect":
-        pass
 
 
 def _too_large() -> HTTPException:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from litestar import Controller, MediaType, Response, get
-from litestar.datastructures import State
 
 from portcullis_auth.oauth2.grants.registry import DEFAULT_GRANTS
-from portcullis_auth.runtime import runtime_of
+from portcullis_auth.runtime import AuthRuntime
+from portcullis_shared.dependencies import Injected
 
 
 class WellKnownController(Controller):
     @get("/.well-known/jwks.json", media_type="application/jwk-set+json")
-    async def jwks(self, state: State) -> Response[bytes]:
-        runtime = runtime_of(state)
+    async def jwks(self, runtime: Injected[AuthRuntime]) -> Response[bytes]:
         return Response(
             await runtime.keyring.jwks_json(),
             media_type="application/jwk-set+json",
@@ -20,8 +19,7 @@ class WellKnownController(Controller):
         )
 
     @get("/.well-known/oauth-authorization-server", media_type=MediaType.JSON)
-    async def metadata(self, state: State) -> dict[str, object]:
-        runtime = runtime_of(state)
+    async def metadata(self, runtime: Injected[AuthRuntime]) -> dict[str, object]:
         settings = runtime.settings
         issuer = settings.tokens.issuer
         return {
@@ -39,8 +37,7 @@ class WellKnownController(Controller):
         }
 
     @get("/oauth/scopes", media_type=MediaType.JSON)
-    async def scopes(self, state: State) -> list[dict[str, object]]:
-        runtime = runtime_of(state)
+    async def scopes(self, runtime: Injected[AuthRuntime]) -> list[dict[str, object]]:
         registry = runtime.settings.scopes
         return [
             {

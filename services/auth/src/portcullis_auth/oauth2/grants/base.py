@@ -1,33 +1,64 @@
-"""What every grant is: a `grant_type` and one async method (RFC 6749 §4)."""
+"""What every grant is: a `grant_type`, a validation and an issuance (RFC 6749 §4).
+
+A grant first validates the request against what the ports say (the client,
+the user, the refresh token) and writes nothing; then it issues what the
+validated request allows. So the rules of a grant are unit-tested with
+in-memory fakes of the ports, and a refused request leaves no trace (but a
+detected refresh-token reuse, which the endpoint answers by ending the
+family).
+"""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar
 
-from portcullis_auth.db.models import OAuthClient
 from portcullis_auth.oauth2.errors import UnauthorizedClientError
+from portcullis_auth.oauth2.ports import (
+    AuditHook,
+    ClientStore,
+    GrantStore,
+    LoginThrottle,
+    TokenIssuer,
+    UserAuthenticator,
+)
 from portcullis_auth.oauth2.request import TokenRequest
-from portcullis_auth.security.login_throttle import LoginThrottle
-from portcullis_auth.services.tokens import TokenResponse, TokenService
-from portcullis_auth.services.users import UserService
-from portcullis_auth.settings import TokenSettings
+from portcullis_auth.oauth2.responses import TokenResponse
+from portcullis_auth.records import Client, User
 from portcullis_shared.scopes import ScopeRegistry
 
 
 @dataclass(frozen=True, slots=True)
 class GrantContext:
-    """The services a grant works with, bound to the request's session."""
+    """The ports and the policy a token request is answered with."""
 
-    tokens: TokenService
-    users: UserService
+    clients: ClientStore
+    users: UserAuthenticator
     throttle: LoginThrottle
+    grants: GrantStore
+    issuer: TokenIssuer
+    audit: AuditHook
     scopes: ScopeRegistry
-    settings: TokenSettings
+    refresh_grace: int
+    """Seconds in which a same-client repeat of a rotated refresh token is not reuse."""
 
 
-class Grant(ABC):
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A validated token request: what will be issued, to whom."""
+
+    client: Client
+    user: User | None
+    """None: the token speaks for the client."""
+    scopes: frozenset[str]
+    audience: str
+
+
+PlanT = TypeVar("PlanT", bound=Plan)
+
+
+class Grant(ABC, Generic[PlanT]):
     grant_type: ClassVar[str]
     confidential_only: ClassVar[bool] = False
     """Grants a public client may never use (it cannot keep a secret)."""
@@ -35,7 +66,7 @@ class Grant(ABC):
     def __init__(self, context: GrantContext) -> None:
         self.context = context
 
-    def check_client(self, client: OAuthClient) -> None:
+    def check_client(self, client: Client) -> None:
         """RFC 6749 §5.2 `unauthorized_client`: the client may not use this grant."""
         if self.grant_type not in client.grant_types:
             raise UnauthorizedClientError(f"the client may not use the {self.grant_type} grant")
@@ -45,5 +76,10 @@ class Grant(ABC):
             )
 
     @abstractmethod
-    async def issue(self, request: TokenRequest, client: OAuthClient) -> TokenResponse:
-        """Answer a token request from an authenticated `client`, or raise an OAuth2Error."""
+    async def validate(self, request: TokenRequest, client: Client) -> PlanT:
+        """Check the request of an authenticated `client`; write nothing. Raises an
+        OAuth2Error for a request that cannot be granted."""
+
+    @abstractmethod
+    async def issue(self, plan: PlanT) -> TokenResponse:
+        """Issue what a validated request allows."""

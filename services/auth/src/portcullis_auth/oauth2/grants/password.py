@@ -2,27 +2,28 @@
 
 Only for confidential clients allowed it. Unknown user and wrong password
 give the same answer in the same time; repeated failures per (username,
-client IP) back off with 429.
+client IP), and per client IP, back off with 429.
 """
 
 from __future__ import annotations
 
-from portcullis_auth import events
-from portcullis_auth.db.models import OAuthClient
+import contextlib
+
+from portcullis_auth.oauth2.audit import AuditEvent
 from portcullis_auth.oauth2.errors import InvalidGrantError, TooManyAttemptsError
-from portcullis_auth.oauth2.grants.base import Grant
+from portcullis_auth.oauth2.grants.base import Grant, Plan
 from portcullis_auth.oauth2.request import TokenRequest
+from portcullis_auth.oauth2.responses import TokenResponse
 from portcullis_auth.oauth2.scopes import parse_requested_scope, resolve_audience, resolve_scopes
-from portcullis_auth.services.tokens import TokenResponse
-from portcullis_auth.services.users import normalise_username
+from portcullis_auth.records import Client
 
 
-class PasswordGrant(Grant):
+class PasswordGrant(Grant[Plan]):
     grant_type = "password"
     confidential_only = True
 
-    async def issue(self, request: TokenRequest, client: OAuthClient) -> TokenResponse:
-        username = normalise_username(request.require("username"))
+    async def validate(self, request: TokenRequest, client: Client) -> Plan:
+        username = request.require("username")
         password = request.require("password")
         requested = parse_requested_scope(request.get("scope"), self.context.scopes)
         audience = resolve_audience(request.get("resource"), client)
@@ -32,35 +33,38 @@ class PasswordGrant(Grant):
         wait = await throttle.begin_attempt(username, request.client_ip)
         if wait > 0:
             raise TooManyAttemptsError(wait)
-        user = await self.context.users.authenticate(
-            username, password, caller_gone=request.caller_gone
-        )
+        try:
+            user = await self.context.users.authenticate(
+                username, password, client_ip=request.client_ip, caller_gone=request.caller_gone
+            )
+        except BaseException:
+            # Not checked (no room in the queue, the caller gone, a backend down): not a
+            # failure either, so a real user's retries in a flood never lock them out.
+            with contextlib.suppress(Exception):
+                await throttle.withdraw(username, request.client_ip)
+            raise
         if user is None:
-            events.emit("login_failed", client=client.id)
-            raise InvalidGrantError("invalid username or password")
+            raise InvalidGrantError(
+                "invalid username or password",
+                audit=AuditEvent("login_failed", {"client": client.id}),
+            )
         await throttle.succeeded(username, request.client_ip)
-
         scopes = resolve_scopes(requested, client, user, self.context.scopes)
+        return Plan(client=client, user=user, scopes=scopes, audience=audience)
+
+    async def issue(self, plan: Plan) -> TokenResponse:
+        issuer = self.context.issuer
         refresh_token = None
         sid = None
-        if "refresh_token" in client.grant_types:
-            grant, refresh_token = await self.context.tokens.start_grant(
-                client=client,
-                user=user,
+        if "refresh_token" in plan.client.grant_types:
+            sid, refresh_token = await issuer.start_family(
+                client=plan.client,
+                user=plan.user,
                 grant_type=self.grant_type,
-                scopes=scopes,
-                audience=audience,
+                scopes=plan.scopes,
+                audience=plan.audience,
             )
-            sid = grant.id
-        access = await self.context.tokens.issue_access_token(
-            client=client, user=user, scopes=scopes, audience=audience, sid=sid
-        )
-        events.emit(
-            "token_issued",
-            grant_type=self.grant_type,
-            jti=access.jti,
-            sid=sid or access.jti,
-            client=client.id,
-            user=user.id,
+        access = await issuer.issue_access_token(
+            client=plan.client, user=plan.user, scopes=plan.scopes, audience=plan.audience, sid=sid
         )
         return TokenResponse(access_token=access, refresh_token=refresh_token)

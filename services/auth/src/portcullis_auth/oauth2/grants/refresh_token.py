@@ -8,89 +8,98 @@ whole family is revoked. A failed request never uses a token up.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
-from portcullis_auth import events
-from portcullis_auth.db.models import Grant as GrantRow
-from portcullis_auth.db.models import OAuthClient, RefreshToken, User, utcnow
-from portcullis_auth.oauth2.errors import InvalidGrantError, InvalidScopeError
-from portcullis_auth.oauth2.grants.base import Grant
+from portcullis_auth.oauth2.audit import AuditEvent
+from portcullis_auth.oauth2.errors import (
+    InvalidGrantError,
+    InvalidScopeError,
+    ReusedRefreshTokenError,
+)
+from portcullis_auth.oauth2.grants.base import Grant, Plan
 from portcullis_auth.oauth2.request import TokenRequest
+from portcullis_auth.oauth2.responses import TokenResponse
 from portcullis_auth.oauth2.scopes import parse_requested_scope, resolve_audience
-from portcullis_auth.services.tokens import TokenResponse
+from portcullis_auth.records import Client, FoundRefreshToken
 from portcullis_shared.scopes import format_scope
 
 _INVALID = "the refresh token is invalid, expired or revoked"
 
 
-class RefreshTokenGrant(Grant):
+@dataclass(frozen=True, slots=True)
+class RefreshPlan(Plan):
+    found: FoundRefreshToken
+
+
+class RefreshTokenGrant(Grant[RefreshPlan]):
     grant_type = "refresh_token"
 
-    async def issue(self, request: TokenRequest, client: OAuthClient) -> TokenResponse:
+    async def validate(self, request: TokenRequest, client: Client) -> RefreshPlan:
         presented = request.require("refresh_token")
         requested = parse_requested_scope(request.get("scope"), self.context.scopes)
-        found = await self.context.tokens.find_refresh_token(presented)
+        found = await self.context.grants.find_refresh_token(presented)
         if found is None:
             raise InvalidGrantError(_INVALID)
-        token, grant, user = found
-        if grant.client_id != client.id:
+        token, family = found.token, found.family
+        if family.client_id != client.id:
             # §6: bound to its client. Not used up, and no family revoked:
             # another client could otherwise end a grant it does not own.
             raise InvalidGrantError(_INVALID)
-        if token.revoked_at is not None or grant.revoked_at is not None:
+        if token.revoked_at is not None or family.revoked_at is not None:
             raise InvalidGrantError(_INVALID)
+        now = datetime.now(UTC)
         if token.used_at is not None:
-            await self._refuse_repeat(token, grant)
-        now = utcnow()
-        if token.expires_at <= now or grant.expires_at <= now:
+            await self._refuse_repeat(found, now)
+        if token.expires_at <= now or family.expires_at <= now:
             raise InvalidGrantError(_INVALID)
 
-        self._still_allowed(client, grant, user)
-        granted = frozenset(grant.scopes)
+        self._still_allowed(client, found)
+        granted = frozenset(family.scopes)
         scopes = granted if requested is None else requested
         if not scopes <= granted:
             raise InvalidScopeError(
                 f"scope cannot widen on refresh: {format_scope(scopes - granted)} not granted"
             )
-        audience = resolve_audience(request.get("resource") or grant.audience, client)
+        audience = resolve_audience(request.get("resource") or family.audience, client)
+        return RefreshPlan(
+            client=client, user=found.user, scopes=scopes, audience=audience, found=found
+        )
 
-        rotated = await self.context.tokens.rotate(
-            token, grant, client=client, user=user, scopes=scopes, audience=audience
+    async def issue(self, plan: RefreshPlan) -> TokenResponse:
+        rotated = await self.context.issuer.rotate(
+            plan.found, client=plan.client, scopes=plan.scopes, audience=plan.audience
         )
         if rotated is None:
             # A concurrent request rotated it first: a repeat inside the window.
             raise InvalidGrantError("the refresh token was already used")
         access, successor = rotated
-        events.emit(
-            "token_refreshed",
-            jti=access.jti,
-            sid=grant.id,
-            client=client.id,
-            user=grant.user_id,
-        )
         return TokenResponse(access_token=access, refresh_token=successor)
 
-    async def _refuse_repeat(self, token: RefreshToken, grant: GrantRow) -> None:
+    async def _refuse_repeat(self, found: FoundRefreshToken, now: datetime) -> None:
+        token, family = found.token, found.family
         assert token.used_at is not None
-        grace = timedelta(seconds=self.context.settings.refresh_grace)
-        if utcnow() - token.used_at <= grace and await self.context.tokens.successor_is_unused(
-            token
-        ):
-            events.emit("refresh_token_repeated", sid=grant.id, client=grant.client_id)
-            raise InvalidGrantError("the refresh token was already used")
-        await self.context.tokens.revocations.revoke_grant(grant, reason="refresh_token_reuse")
-        raise InvalidGrantError(_INVALID, keep_changes=True)
+        grace = timedelta(seconds=self.context.refresh_grace)
+        if now - token.used_at <= grace and await self.context.grants.successor_is_unused(token.id):
+            raise InvalidGrantError(
+                "the refresh token was already used",
+                audit=AuditEvent(
+                    "refresh_token_repeated", {"sid": family.id, "client": family.client_id}
+                ),
+            )
+        raise ReusedRefreshTokenError(family)
 
-    def _still_allowed(self, client: OAuthClient, grant: GrantRow, user: User | None) -> None:
+    def _still_allowed(self, client: Client, found: FoundRefreshToken) -> None:
         """Every refresh checks again that user and client may still hold this grant."""
         registry = self.context.scopes
-        if grant.grant_type not in client.grant_types:
+        family, user = found.family, found.user
+        if family.grant_type not in client.grant_types:
             raise InvalidGrantError("the client may no longer use the grant this token came from")
-        if not set(grant.scopes) <= set(client.scopes) & registry.names:
+        if not set(family.scopes) <= set(client.scopes) & registry.names:
             raise InvalidGrantError("the client is no longer allowed this grant's scopes")
-        if grant.user_id is None:
+        if family.user_id is None:
             return
-        if user is None or user.disabled_at is not None:
+        if user is None or not user.active:
             raise InvalidGrantError(_INVALID)
-        if not user.is_admin and any(registry.is_privileged(s) for s in grant.scopes):
+        if not user.is_admin and any(registry.is_privileged(s) for s in family.scopes):
             raise InvalidGrantError("the user no longer holds this grant's scopes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from portcullis_auth.oauth2.errors import UnsupportedGrantTypeError
 from portcullis_auth.oauth2.grants.base import Grant, GrantContext
@@ -12,14 +13,14 @@ from portcullis_auth.oauth2.grants.refresh_token import RefreshTokenGrant
 
 
 class GrantRegistry:
-    def __init__(self, grants: Iterable[type[Grant]]) -> None:
+    def __init__(self, grants: Iterable[type[Grant[Any]]]) -> None:
         self._grants = {grant.grant_type: grant for grant in grants}
 
     @property
     def grant_types(self) -> list[str]:
         return sorted(self._grants)
 
-    def create(self, grant_type: str, context: GrantContext) -> Grant:
+    def create(self, grant_type: str, context: GrantContext) -> Grant[Any]:
         grant = self._grants.get(grant_type)
         if grant is None:
             raise UnsupportedGrantTypeError(f"unsupported grant_type: {grant_type[:64]}")

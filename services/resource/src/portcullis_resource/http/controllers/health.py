@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 
 from litestar import Controller, Response, get
-from litestar.datastructures import State
 from sqlalchemy import text
 
-from portcullis_resource.runtime import runtime_of
+from portcullis_resource.runtime import ResourceRuntime
+from portcullis_shared.dependencies import Injected
 
 
 class HealthController(Controller):
@@ -17,9 +17,9 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz")
-    async def readyz(self, state: State) -> Response[dict[str, str]]:
+    async def readyz(self, runtime: Injected[ResourceRuntime]) -> Response[dict[str, str]]:
         try:
-            async with asyncio.timeout(2), runtime_of(state).engine.connect() as connection:
+            async with asyncio.timeout(2), runtime.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
             database = "ok"
         except Exception:  # noqa: BLE001 - any failure means not ready

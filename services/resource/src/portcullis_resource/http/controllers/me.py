@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get
-from litestar.datastructures import State
+from litestar import Controller, get
 
 from portcullis_resource.http.schemas import Me
-from portcullis_shared.guards import current_principal
+from portcullis_shared.dependencies import Injected
 from portcullis_shared.principal import Principal
 
 
 class MeController(Controller):
     @get("/api/me")
-    async def me(self, request: Request[Principal, Any, State]) -> Me:
-        principal = current_principal(request)
+    async def me(self, principal: Injected[Principal]) -> Me:
         return Me(
             subject=principal.subject,
             user_id=principal.user_id,

@@ -11,6 +11,7 @@ pass through the same way.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 from urllib.parse import parse_qsl
@@ -18,12 +19,13 @@ from urllib.parse import parse_qsl
 import httpx
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import State
 from litestar.params import FromPath
 
-from portcullis_resource.runtime import ResourceRuntime, runtime_of
+from portcullis_resource.runtime import ResourceRuntime
 from portcullis_resource.settings import PasswordProxySettings
 from portcullis_shared.client_ip import client_ip
+from portcullis_shared.dependencies import Injected
+from portcullis_shared.request import until_disconnected
 
 PROXY_TIMEOUT = 10.0
 MAX_BODY_BYTES = 16 * 1024
@@ -43,9 +45,7 @@ def _error(status: int, error: str, description: str) -> Response[dict[str, str]
     )
 
 
-async def read_fields(
-    request: Request[Any, Any, State], allowed: tuple[str, ...]
-) -> dict[str, str]:
+async def read_fields(request: Request[Any, Any, Any], allowed: tuple[str, ...]) -> dict[str, str]:
     """A JSON object or a form, with string values only; unknown fields are dropped."""
     body = await request.body()
     media_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
@@ -53,7 +53,7 @@ async def read_fields(
         if media_type == "application/json":
             raw = msgspec.json.decode(body)
         elif media_type == "application/x-www-form-urlencoded":
-            raw = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=False))
+            raw = dict(parse_qsl(body.decode("utf-8"), keep_blank_values=False, errors="strict"))
         else:
             raise ProxyError("send JSON or a form")
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
@@ -77,11 +77,11 @@ class LoginProxyController(Controller):
 
     @post("/password/token", request_max_body_size=MAX_BODY_BYTES)
     async def password_token(
-        self, request: Request[Any, Any, State], state: State
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
         return await self._forward_form(
             request,
-            state,
+            runtime,
             "/oauth/token",
             ("username", "password", "scope"),
             {"grant_type": "password"},
@@ -89,10 +89,12 @@ class LoginProxyController(Controller):
         )
 
     @post("/refresh", request_max_body_size=MAX_BODY_BYTES)
-    async def refresh(self, request: Request[Any, Any, State], state: State) -> Response[Any]:
+    async def refresh(
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
+    ) -> Response[Any]:
         return await self._forward_form(
             request,
-            state,
+            runtime,
             "/oauth/token",
             ("refresh_token", "scope"),
             {"grant_type": "refresh_token"},
@@ -100,46 +102,52 @@ class LoginProxyController(Controller):
         )
 
     @post("/revoke", request_max_body_size=MAX_BODY_BYTES)
-    async def revoke(self, request: Request[Any, Any, State], state: State) -> Response[Any]:
+    async def revoke(
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
+    ) -> Response[Any]:
         return await self._forward_form(
-            request, state, "/oauth/revoke", ("token", "token_type_hint"), {}, required=("token",)
+            request, runtime, "/oauth/revoke", ("token", "token_type_hint"), {}, required=("token",)
         )
 
     @get("/personal-access-tokens")
     async def list_personal_access_tokens(
-        self, request: Request[Any, Any, State], state: State
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
-        return await self._forward_bearer(request, state, "GET", "/oauth/personal-access-tokens")
+        return await self._forward_bearer(request, runtime, "GET", "/oauth/personal-access-tokens")
 
     @post("/personal-access-tokens", request_max_body_size=MAX_BODY_BYTES)
     async def create_personal_access_token(
-        self, request: Request[Any, Any, State], state: State
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
-        return await self._forward_bearer(request, state, "POST", "/oauth/personal-access-tokens")
+        return await self._forward_bearer(request, runtime, "POST", "/oauth/personal-access-tokens")
 
     @delete("/personal-access-tokens/{token_id:uuid}", status_code=200)  # the answer sets it
     async def revoke_personal_access_token(
-        self, request: Request[Any, Any, State], state: State, token_id: FromPath[uuid.UUID]
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Injected[ResourceRuntime],
+        token_id: FromPath[uuid.UUID],
     ) -> Response[Any]:
         return await self._forward_bearer(
-            request, state, "DELETE", f"/oauth/personal-access-tokens/{token_id}"
+            request, runtime, "DELETE", f"/oauth/personal-access-tokens/{token_id}"
         )
 
     @post("/logout")
-    async def logout(self, request: Request[Any, Any, State], state: State) -> Response[Any]:
-        return await self._forward_bearer(request, state, "POST", "/oauth/logout")
+    async def logout(
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
+    ) -> Response[Any]:
+        return await self._forward_bearer(request, runtime, "POST", "/oauth/logout")
 
     async def _forward_form(
         self,
-        request: Request[Any, Any, State],
-        state: State,
+        request: Request[Any, Any, Any],
+        runtime: Injected[ResourceRuntime],
         path: str,
         allowed: tuple[str, ...],
         fixed: dict[str, str],
         *,
         required: tuple[str, ...],
     ) -> Response[Any]:
-        runtime = runtime_of(state)
         proxy = runtime.settings.proxy
         if proxy is None:
             return _error(503, "temporarily_unavailable", "the login proxy is not configured")
@@ -161,9 +169,12 @@ class LoginProxyController(Controller):
         )
 
     async def _forward_bearer(
-        self, request: Request[Any, Any, State], state: State, method: str, path: str
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Injected[ResourceRuntime],
+        method: str,
+        path: str,
     ) -> Response[Any]:
-        runtime = runtime_of(state)
         proxy = runtime.settings.proxy
         if proxy is None:
             return _error(503, "temporarily_unavailable", "the login proxy is not configured")
@@ -180,11 +191,11 @@ class LoginProxyController(Controller):
 
     async def _send(
         self,
-        runtime: ResourceRuntime,
+        runtime: Injected[ResourceRuntime],
         proxy: PasswordProxySettings,
         method: str,
         path: str,
-        request: Request[Any, Any, State],
+        request: Request[Any, Any, Any],
         *,
         data: dict[str, str] | None = None,
         content: bytes | None = None,
@@ -199,8 +210,8 @@ class LoginProxyController(Controller):
             runtime.settings.trusted_proxies,
         )
         forwarded = {**(headers or {}), "X-Forwarded-For": caller}
-        try:
-            answer = await runtime.http_client.request(
+        upstream = asyncio.ensure_future(
+            runtime.http_client.request(
                 method,
                 proxy.auth_url + path,
                 data=data,
@@ -209,6 +220,19 @@ class LoginProxyController(Controller):
                 auth=auth,
                 timeout=PROXY_TIMEOUT,
             )
+        )
+        gone = asyncio.ensure_future(until_disconnected(request.receive))
+        try:
+            await asyncio.wait((upstream, gone), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if not upstream.done():
+            # The caller hung up: so does the proxy, and the auth service drops the
+            # password check still waiting for its turn.
+            upstream.cancel()
+            return _error(400, "invalid_request", "the client disconnected")
+        try:
+            answer = upstream.result()
         except httpx.HTTPError:
             return _error(503, "temporarily_unavailable", "the auth service cannot be reached")
         passed = {name: answer.headers[name] for name in PASSED_HEADERS if name in answer.headers}

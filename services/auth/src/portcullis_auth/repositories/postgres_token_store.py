@@ -1,10 +1,11 @@
-"""The token endpoint's hottest statements, for Postgres, run on asyncpg directly.
+"""The token store on Postgres: each statement on asyncpg directly, committing alone.
 
-Each statement commits on its own, so each is written to be safe alone: the
-rotation uses a token up, inserts its successor and records the new access
-token all at once or not at all; a batch records each token only while its
-client's row is unchanged. `TokenRepository` runs the same steps through
-SQLAlchemy where there is no Postgres.
+Through a SQLAlchemy session each of these also paid a pool ping, BEGIN,
+COMMIT and ORM row loading: most of a rotation's CPU time. Here each runs on a
+connection of a small asyncpg pool (`db/direct.py`), prepared once per
+connection, and is written to be safe on its own: the rotation writes all of
+its rows or none, and a batch records each token only while its client's row
+is unchanged.
 """
 
 from __future__ import annotations
@@ -12,51 +13,22 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from typing import Any, TypeVar, cast
-
-from sqlalchemy import JSON, Boolean, String, Table, Uuid, inspect
-from sqlalchemy.orm import configure_mappers
-from sqlalchemy.orm.instrumentation import manager_of_class
+from typing import Any
 
 from portcullis_auth.db.direct import DirectConnection
-from portcullis_auth.db.models import Base, Grant, RefreshToken, User
-from portcullis_auth.repositories.tokens import AccessTokenRecord, RefreshTokenRecord, Rotation
-from portcullis_shared.sql import UTCDateTime
+from portcullis_auth.records import FoundRefreshToken, RefreshFamily, RefreshToken, User
+from portcullis_auth.repositories.token_store import AccessTokenRow, RefreshTokenRow, Rotation
 
-_Model = TypeVar("_Model", bound=Base)
-
-
-def _columns(model: type[Base]) -> tuple[list[str], list[bool]]:
-    """A table's column names and, for each, whether it holds JSON (asyncpg: text).
-
-    `_load` sets attributes from these by name, as asyncpg decodes them: so every
-    column must be named as its attribute and of a type asyncpg already gives as
-    Python wants it (UTCDateTime: timestamptz arrives aware) or JSON."""
-    table = cast("Table", model.__table__)
-    mapper = inspect(model)
-    for column in table.columns:
-        if mapper.get_property_by_column(column).key != column.name:
-            raise TypeError(f"{table.name}.{column.name}: attribute named otherwise")
-        if not isinstance(column.type, (JSON, UTCDateTime, Uuid, String, Boolean)):
-            raise TypeError(f"{table.name}.{column.name}: {column.type!r} not loaded here")
-    return [c.name for c in table.columns], [isinstance(c.type, JSON) for c in table.columns]
-
-
-_TOKEN, _GRANT, _USER = _columns(RefreshToken), _columns(Grant), _columns(User)
-
-
-def _select_list(alias: str, names: list[str]) -> str:
-    return ", ".join(f"{alias}.{name}" for name in names)
-
-
-_FIND_REFRESH_TOKEN = f"""
-    SELECT {_select_list("r", _TOKEN[0])}, {_select_list("g", _GRANT[0])},
-           {_select_list("u", _USER[0])}
+_FIND_REFRESH_TOKEN = """
+    SELECT r.id, r.created_at, r.expires_at, r.used_at, r.revoked_at,
+           g.id AS family_id, g.client_id, g.user_id, g.grant_type, g.scopes, g.audience,
+           g.expires_at AS family_expires_at, g.revoked_at AS family_revoked_at,
+           u.is_admin, u.disabled_at
     FROM refresh_tokens AS r
     JOIN grants AS g ON g.id = r.grant_id
     LEFT JOIN users AS u ON u.id = g.user_id
     WHERE r.token_hash = $1
-"""  # noqa: S608 - the column names are our models', not input
+"""  # noqa: S105 - SQL, not a password
 
 # `client` is the client's row if it is unrevoked and at the version read; `family`
 # the token's grant if unrevoked, share-locked so that a family revoked at the same
@@ -110,51 +82,51 @@ _RECORD_BATCH = """
 """
 
 
-def _load(model: type[_Model], columns: tuple[list[str], list[bool]], values: Any) -> _Model:
-    """A row as an instance of its model, as the ORM's own loading makes one: its
-    attributes set as loaded, not as changes (the constructor costs ten times as
-    much). Read-only: it belongs to no session and is never added to one."""
-    names, is_json = columns
-    instance: _Model = manager_of_class(model).new_instance()
-    instance.__dict__.update(
-        (name, json.loads(value) if decode and value is not None else value)
-        for name, decode, value in zip(names, is_json, values, strict=True)
+def found_refresh_token(row: Any) -> FoundRefreshToken:
+    """A joined row of `_FIND_REFRESH_TOKEN` as records (JSON arrives as text)."""
+    user_id = row["user_id"]
+    return FoundRefreshToken(
+        token=RefreshToken(
+            id=row["id"],
+            family_id=row["family_id"],
+            created_at=row["created_at"],
+            expires_at=row["expires_at"],
+            used_at=row["used_at"],
+            revoked_at=row["revoked_at"],
+        ),
+        family=RefreshFamily(
+            id=row["family_id"],
+            client_id=row["client_id"],
+            user_id=user_id,
+            grant_type=row["grant_type"],
+            scopes=tuple(json.loads(row["scopes"])),
+            audience=row["audience"],
+            expires_at=row["family_expires_at"],
+            revoked_at=row["family_revoked_at"],
+        ),
+        user=None
+        if user_id is None or row["is_admin"] is None
+        else User(id=user_id, is_admin=row["is_admin"], active=row["disabled_at"] is None),
     )
-    return instance
 
 
-configure_mappers()  # `_load` needs the models' attributes set up
+class PostgresTokenStore:
+    """`TokenStore` on one request's direct connection (`DirectConnection`)."""
 
-
-class DirectTokenStatements:
     def __init__(self, connection: DirectConnection) -> None:
         self._connection = connection
 
-    async def find_refresh_token(
-        self, token_hash: str
-    ) -> tuple[RefreshToken, Grant, User | None] | None:
-        """The token with this hash, its grant, and the grant's user (None: a client's)."""
+    async def find_refresh_token(self, token_hash: str) -> FoundRefreshToken | None:
         row = await self._connection.fetchrow(_FIND_REFRESH_TOKEN, token_hash)
-        if row is None:
-            return None
-        values = list(row.values())
-        token_end = len(_TOKEN[0])
-        grant_end = token_end + len(_GRANT[0])
-        token = _load(RefreshToken, _TOKEN, values[:token_end])
-        grant = _load(Grant, _GRANT, values[token_end:grant_end])
-        user_values = values[grant_end:]
-        user = None if user_values[0] is None else _load(User, _USER, user_values)
-        return token, grant, user
+        return None if row is None else found_refresh_token(row)
 
     async def rotate_and_record(
         self,
         old_id: uuid.UUID,
-        successor: RefreshTokenRecord,
-        record: AccessTokenRecord,
+        successor: RefreshTokenRow,
+        record: AccessTokenRow,
         client_version: int,
     ) -> Rotation:
-        """See `TokenRepository.rotate_and_record`; here nothing is written unless
-        everything is."""
         row = await self._connection.fetchrow(
             _ROTATE_AND_RECORD,
             old_id,
@@ -178,9 +150,9 @@ class DirectTokenStatements:
             return Rotation.CLIENT_CHANGED
         return Rotation.DONE if row["done"] else Rotation.ALREADY_USED
 
-    async def record_batch(self, batch: Sequence[tuple[AccessTokenRecord, int]]) -> set[uuid.UUID]:
-        """Record many access tokens in one statement, each only while its client's row
-        is unrevoked and at the version it was read at; the jtis recorded."""
+    async def record_access_tokens(
+        self, batch: Sequence[tuple[AccessTokenRow, int]]
+    ) -> set[uuid.UUID]:
         records = [record for record, _ in batch]
         jtis = await self._connection.fetchcolumn(
             _RECORD_BATCH,

@@ -3,7 +3,7 @@
 `baseline` is the posts service with token checking switched off: the same
 handlers, guards and database, behind a plugin that trusts every request as a
 fixed reader. It never ships: it lives here, outside every package.
-`python -m bench.apps PORT` serves it as `portcullis serve resource` serves the
+`python -m bench.baseline_app PORT` serves it as `portcullis serve resource` serves the
 posts service (`portcullis_shared.serving.serve`).
 """
 
@@ -16,12 +16,14 @@ from typing import Any
 from litestar import Litestar
 from litestar.config.app import AppConfig
 from litestar.connection import ASGIConnection
+from litestar.di import Provide
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 from litestar.plugins import InitPlugin
 
 from portcullis_resource.http.app import create_app
 from portcullis_resource.settings import ResourceSettings
+from portcullis_shared.guards import provide_principal
 from portcullis_shared.principal import Principal
 from portcullis_shared.serving import serve
 
@@ -44,13 +46,21 @@ class TrustEveryone(AbstractAuthenticationMiddleware):
 
 
 class NoTokenCheck(InitPlugin):
+    """Mounted as the guard is: its middleware and its `principal` dependency."""
+
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         app_config.middleware.append(DefineMiddleware(TrustEveryone, exclude=["^/healthz$"]))
+        app_config.dependencies = {
+            "principal": Provide(provide_principal),
+            **app_config.dependencies,
+        }
         return app_config
 
 
 def baseline() -> Litestar:
     settings = ResourceSettings.from_env()
+    # `create_app` types its guard as the PortcullisGuard it defaults to, though it only
+    # mounts it as a plugin; the bench must not change the service to take this one.
     return create_app(settings, guard=NoTokenCheck())  # type: ignore[arg-type]
 
 

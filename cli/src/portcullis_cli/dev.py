@@ -11,6 +11,8 @@ restarts. Not for production: that folder holds the dev secrets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -18,9 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
+from portcullis_auth.db.migrate import upgrade
+from portcullis_auth.security.passwords import PasswordHasher
+from portcullis_auth.services.installation import install_defaults
+from portcullis_auth.services.unit_of_work import UnitOfWork
+from portcullis_auth.services.users import UserExistsError, UserService
 from portcullis_auth.settings import AuthSettings
-from portcullis_shared.environment import load_dotenv_file
-from portcullis_shared.revocation import MemoryRevocationList
+from portcullis_cli.install import installed_as_dict
+from portcullis_cli.runner import run
+from portcullis_shared.environment import SettingsError, load_dotenv_file
 
 DEMO_EMAIL = "demo@example.com"
 
@@ -135,7 +145,8 @@ def banner(state: DevState, settings: AuthSettings, posts_url: str) -> str:
 
 async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts_port: int) -> None:
     """Both services in this process, sharing keys and the revocation list."""
-    import uvicorn  # noqa: PLC0415 - only serving needs the server
+    # Only serving needs the servers and the apps (every other command starts faster).
+    import uvicorn  # noqa: PLC0415
 
     from portcullis_auth.http.app import create_app  # noqa: PLC0415
     from portcullis_auth.runtime import AuthRuntime  # noqa: PLC0415
@@ -143,6 +154,7 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
     from portcullis_resource.http.app import create_app as create_posts_app  # noqa: PLC0415
     from portcullis_resource.settings import ResourceSettings  # noqa: PLC0415
     from portcullis_shared.plugin import PortcullisGuard  # noqa: PLC0415
+    from portcullis_shared.revocation import MemoryRevocationList  # noqa: PLC0415
     from portcullis_shared.serving import tune_garbage_collector, uvicorn_options  # noqa: PLC0415
 
     revocations = MemoryRevocationList()
@@ -165,3 +177,44 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
     ]
     tune_garbage_collector()
     await asyncio.gather(*(server.serve() for server in servers))
+
+
+@click.command()
+@click.option("--port", type=int, default=8000, show_default=True, help="Auth service port.")
+@click.option("--posts-port", type=int, default=8001, show_default=True, help="Posts service port.")
+@click.option(
+    "--data",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".portcullis"),
+    show_default=True,
+    help="Folder for the embedded databases and dev secrets.",
+)
+def dev(port: int, posts_port: int, data: Path) -> None:
+    """Run the whole stack on embedded defaults: SQLite, 127.0.0.1, playground on."""
+    state = DevState.load_or_create(data)
+    try:
+        settings = dev_settings(state, port)
+    except SettingsError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None
+    upgrade(settings.database.url)
+
+    async def first_run(uow: UnitOfWork, settings: AuthSettings) -> dict[str, object]:
+        created = installed_as_dict(await install_defaults(uow.session, settings))
+        with contextlib.suppress(UserExistsError):
+            await UserService(uow.session, PasswordHasher()).create(DEMO_EMAIL, state.demo_password)
+        return created
+
+    password_client = run(first_run, settings).get("password_client")
+    if isinstance(password_client, dict):
+        state = dataclasses.replace(
+            state,
+            password_client_id=str(password_client["client_id"]),
+            password_client_secret=str(password_client["client_secret"]),
+        )
+        state.save()
+    click.echo(banner(state, settings, f"http://127.0.0.1:{posts_port}"))
+    try:
+        environ = resource_environ(state, settings, posts_port)
+        asyncio.run(serve_both(settings, environ, posts_port))
+    except SettingsError as exc:
+        raise click.ClickException(f"configuration: {exc}") from None

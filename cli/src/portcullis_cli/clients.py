@@ -1,0 +1,214 @@
+"""`portcullis client`: OAuth clients."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from portcullis_auth.db.models import OAuthClient
+from portcullis_auth.services.clients import GRANT_TYPES, ClientService, ClientSpec, CreatedClient
+from portcullis_auth.services.unit_of_work import UnitOfWork
+from portcullis_auth.settings import DEFAULT_AUDIENCE, AuthSettings
+from portcullis_cli.runner import friendly_errors, run
+
+THIRD_PARTY_LOGIN_WARNING = (
+    "warning: this client will handle users' passwords (the password grant); give it only "
+    "to an app of your own, and mark it --first-party. Third-party apps should use another "
+    "grant (RFC 9700 §2.4)."
+)
+
+
+def client_summary(created: CreatedClient) -> dict[str, object]:
+    summary = client_as_dict(created.client)
+    summary["client_secret"] = created.secret
+    return summary
+
+
+def client_as_dict(client: OAuthClient) -> dict[str, object]:
+    return {
+        "client_id": client.id,
+        "name": client.name,
+        "public": client.is_public,
+        "first_party": client.first_party,
+        "personal_access": client.personal_access,
+        "introspect": client.introspect,
+        "grant_types": client.grant_types,
+        "scopes": client.scopes,
+        "default_scopes": client.default_scopes,
+        "audiences": client.audiences,
+        "redirect_uris": client.redirect_uris,
+        "revoked": client.revoked_at is not None,
+    }
+
+
+def print_client(data: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for name, value in data.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        suffix = "  (shown once: store it now)" if name == "client_secret" and value else ""
+        click.echo(f"{name + ':':17}{shown}{suffix}")
+
+
+async def _load_client(service: ClientService, client_id: str) -> OAuthClient:
+    found = await service.get(client_id)
+    if found is None:
+        raise click.ClickException(f"no client {client_id}")
+    return found
+
+
+@click.group()
+def client() -> None:
+    """OAuth clients."""
+
+
+@client.command("create")
+@click.argument("name")
+@click.option(
+    "--grant",
+    "grant_types",
+    multiple=True,
+    type=click.Choice(GRANT_TYPES),
+    required=True,
+    help="A grant type the client may use (repeat for several).",
+)
+@click.option("--scope", "scopes", multiple=True, help="A scope the client may ask for (repeat).")
+@click.option(
+    "--default-scope",
+    "default_scopes",
+    multiple=True,
+    help="A scope granted when none is asked for.",
+)
+@click.option(
+    "--audience",
+    "audiences",
+    multiple=True,
+    help="An audience the client may name; the first is the default.",
+)
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeat).")
+@click.option("--public", is_flag=True, help="A client without a secret.")
+@click.option("--first-party", is_flag=True, help="A client of your own, trusted with user logins.")
+@click.option("--introspect", is_flag=True, help="May introspect other clients' tokens (RFC 7662).")
+@click.option("--json", "as_json", is_flag=True, help="Print the client as JSON.")
+@friendly_errors
+def client_create(
+    name: str,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+    default_scopes: tuple[str, ...],
+    audiences: tuple[str, ...],
+    redirect_uris: tuple[str, ...],
+    public: bool,
+    first_party: bool,
+    introspect: bool,
+    as_json: bool,
+) -> None:
+    """Register a client; its secret is printed once."""
+
+    async def work(uow: UnitOfWork, settings: AuthSettings) -> dict[str, object]:
+        spec = ClientSpec(
+            name=name,
+            grant_types=grant_types,
+            scopes=scopes,
+            default_scopes=default_scopes,
+            audiences=audiences or (DEFAULT_AUDIENCE,),
+            redirect_uris=redirect_uris,
+            public=public,
+            first_party=first_party,
+            introspect=introspect,
+        )
+        created = await ClientService(uow.session).create(spec, settings.scopes.names)
+        return client_summary(created)
+
+    data = run(work)
+    if "password" in grant_types and not first_party:
+        click.echo(THIRD_PARTY_LOGIN_WARNING, err=True)
+    print_client(data, as_json)
+
+
+@client.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def client_list(as_json: bool) -> None:
+    """List clients (never their secrets)."""
+
+    async def work(uow: UnitOfWork, _: AuthSettings) -> list[dict[str, object]]:
+        return [client_as_dict(c) for c in await ClientService(uow.session).list()]
+
+    clients = run(work)
+    if as_json:
+        click.echo(json.dumps(clients, indent=2))
+        return
+    for data in clients:
+        state = "revoked" if data["revoked"] else ("public" if data["public"] else "confidential")
+        grants = ",".join(map(str, data["grant_types"]))  # type: ignore[call-overload]
+        click.echo(f"{data['client_id']}  {state:12} {grants:40} {data['name']}")
+
+
+@client.command("show")
+@click.argument("client_id")
+@click.option("--json", "as_json", is_flag=True)
+def client_show(client_id: str, as_json: bool) -> None:
+    """Show one client."""
+
+    async def work(uow: UnitOfWork, _: AuthSettings) -> dict[str, object]:
+        return client_as_dict(await _load_client(ClientService(uow.session), client_id))
+
+    print_client(run(work), as_json)
+
+
+@client.command("update")
+@click.argument("client_id")
+@click.option("--name")
+@click.option("--grant", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES))
+@click.option("--scope", "scopes", multiple=True)
+@click.option("--default-scope", "default_scopes", multiple=True)
+@click.option("--audience", "audiences", multiple=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True)
+@click.option("--first-party/--third-party", default=None)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def client_update(
+    client_id: str,
+    name: str | None,
+    grant_types: tuple[str, ...],
+    scopes: tuple[str, ...],
+    default_scopes: tuple[str, ...],
+    audiences: tuple[str, ...],
+    redirect_uris: tuple[str, ...],
+    first_party: bool | None,
+    as_json: bool,
+) -> None:
+    """Change a client; each list option given replaces that whole list."""
+
+    async def work(uow: UnitOfWork, settings: AuthSettings) -> dict[str, object]:
+        service = ClientService(uow.session)
+        found = await _load_client(service, client_id)
+        await service.update(
+            found,
+            settings.scopes.names,
+            name=name,
+            grant_types=list(grant_types) or None,
+            scopes=list(scopes) or None,
+            default_scopes=list(default_scopes) or None,
+            audiences=list(audiences) or None,
+            redirect_uris=list(redirect_uris) or None,
+            first_party=first_party,
+        )
+        return client_as_dict(found)
+
+    print_client(run(work), as_json)
+
+
+@client.command("revoke")
+@click.argument("client_id")
+def client_revoke(client_id: str) -> None:
+    """Revoke a client: it can no longer authenticate, and its tokens are revoked."""
+
+    async def work(uow: UnitOfWork, _: AuthSettings) -> None:
+        service = ClientService(uow.session)
+        await service.revoke(await _load_client(service, client_id), uow.revocations)
+
+    run(work)
+    click.echo(f"revoked client {client_id} and every token issued to it")

@@ -1,0 +1,60 @@
+"""`portcullis keys`: signing keys."""
+
+from __future__ import annotations
+
+import click
+
+from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.keys.service import KeyInfo, SigningKeyService
+from portcullis_auth.services.unit_of_work import UnitOfWork
+from portcullis_auth.settings import AuthSettings
+from portcullis_cli.runner import run
+
+
+def _service(uow: UnitOfWork, settings: AuthSettings) -> SigningKeyService:
+    return SigningKeyService(uow.session, KeySealer(settings.secret_key))
+
+
+@click.group()
+def keys() -> None:
+    """Signing keys."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Add a signing key that signs at once (first key, or emergency replacement)."""
+
+    async def work(uow: UnitOfWork, settings: AuthSettings) -> str:
+        return (await _service(uow, settings).generate(settings.tokens.signing_algorithm)).kid
+
+    click.echo(f"created signing key {run(work)}")
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Add a key that starts signing once every JWKS cache has seen it."""
+
+    async def work(uow: UnitOfWork, settings: AuthSettings) -> tuple[str, str]:
+        tokens = settings.tokens
+        key = await _service(uow, settings).rotate(tokens.signing_algorithm, tokens.jwks_max_age)
+        return key.kid, key.activates_at.isoformat()
+
+    kid, activates_at = run(work)
+    click.echo(f"created signing key {kid}; it signs from {activates_at}")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """List signing keys and their state."""
+
+    async def work(uow: UnitOfWork, settings: AuthSettings) -> list[KeyInfo]:
+        tokens = settings.tokens
+        return await _service(uow, settings).describe(
+            max(tokens.access_token_ttl, tokens.pat_max_ttl)
+        )
+
+    for info in run(work):
+        click.echo(
+            f"{info.kid}  {info.algorithm:6} {info.state:9} "
+            f"activates {info.activates_at.isoformat()}"
+        )

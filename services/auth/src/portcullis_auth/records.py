@@ -1,0 +1,94 @@
+"""What the protocol core and the services hand each other: plain, immutable records.
+
+The OAuth 2.0 core (`oauth2/`) reads clients, users and refresh-token families
+and gets back issued tokens; the services read and write them. Both import
+these records and nothing of each other, so the core stays free of the
+database and the services free of the protocol. The records are copies, never
+live rows: changing one changes nothing stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """An OAuth client as a token request sees it."""
+
+    id: str
+    grant_types: tuple[str, ...]
+    scopes: tuple[str, ...]
+    """Scopes the client may ask for."""
+    default_scopes: tuple[str, ...]
+    """Scopes granted when a request names none."""
+    audiences: tuple[str, ...]
+    """Audiences (RFC 8707 resources) the client may name; the first is the default."""
+    first_party: bool
+    personal_access: bool
+    """The client personal access tokens are issued to."""
+    introspect: bool
+    """May introspect (RFC 7662) tokens of other clients."""
+    version: int
+    """The row's version when read: a token is recorded for the client only while its
+    row is still at this version (and unrevoked), so a copy cannot outlive a change."""
+    secret_hash: str | None = field(repr=False)
+    """SHA-256 hex of the secret; None for a public client."""
+
+    @property
+    def is_public(self) -> bool:
+        return self.secret_hash is None
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: uuid.UUID
+    is_admin: bool
+    active: bool
+    """False once disabled: no login, no refresh."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshFamily:
+    """A refresh-token family (a grant): every access and refresh token of one login."""
+
+    id: uuid.UUID
+    client_id: str
+    user_id: uuid.UUID | None
+    grant_type: str
+    """The grant that started the family (password, authorization_code, ...)."""
+    scopes: tuple[str, ...]
+    audience: str
+    expires_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    id: uuid.UUID
+    family_id: uuid.UUID
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class FoundRefreshToken:
+    """A refresh token, its family, and the family's user (None: a client's own)."""
+
+    token: RefreshToken
+    family: RefreshFamily
+    user: User | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedAccessToken:
+    token: str = field(repr=False)
+    jti: uuid.UUID
+    sid: uuid.UUID
+    """The grant it belongs to: its family, a personal access token, or itself."""
+    expires_in: int
+    scopes: frozenset[str]
