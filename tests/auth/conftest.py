@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypedDict, TypeVar, Unpack
 from urllib.parse import quote_plus
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.http.app import create_app
 from portcullis_auth.keys.sealing import KeySealer
@@ -55,13 +57,40 @@ def settings(
     )
 
 
+T = TypeVar("T")
+
+TEST_CLIENT = ClientSpec(
+    name="test client",
+    grant_types=("password", "client_credentials", "refresh_token"),
+    scopes=("read-posts", "write-posts", "admin"),
+    default_scopes=("read-posts",),
+    audiences=("posts", "billing"),
+)
+"""The client `Seed.client` makes unless told otherwise."""
+
+
+class ClientOptions(TypedDict, total=False):
+    """What a test may change of `TEST_CLIENT`: any field of `ClientSpec`."""
+
+    name: str
+    grant_types: Sequence[str]
+    scopes: Sequence[str]
+    default_scopes: Sequence[str]
+    audiences: Sequence[str]
+    redirect_uris: Sequence[str]
+    public: bool
+    first_party: bool
+    personal_access: bool
+    introspect: bool
+
+
 @dataclass
 class Seed:
     """Makes real rows through the real services, each in its own commit."""
 
     settings: AuthSettings
 
-    async def run(self, work: Callable[..., Awaitable[object]]) -> object:
+    async def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         engine = create_engine(self.settings.database.url)
         try:
             async with create_sessionmaker(engine)() as session:
@@ -72,42 +101,33 @@ class Seed:
             await engine.dispose()
 
     async def signing_key(self) -> str:
-        async def work(session: object) -> str:
-            service = SigningKeyService(session, KeySealer(self.settings.secret_key))  # type: ignore[arg-type]
+        async def work(session: AsyncSession) -> str:
+            service = SigningKeyService(session, KeySealer(self.settings.secret_key))
             key = await service.generate(self.settings.tokens.signing_algorithm)
             return key.kid
 
-        return str(await self.run(work))
+        return await self.run(work)
 
     async def user(
         self, email: str = "ada@example.com", *, admin: bool = False, password: str = USER_PASSWORD
     ) -> str:
-        async def work(session: object) -> str:
+        async def work(session: AsyncSession) -> str:
             user = await UserService(session, PasswordHasher()).create(
                 email, password, is_admin=admin
-            )  # type: ignore[arg-type]
+            )
             return str(user.id)
 
-        return str(await self.run(work))
+        return await self.run(work)
 
-    async def client(self, **spec: object) -> tuple[str, str | None]:
-        defaults: dict[str, object] = {
-            "name": "test client",
-            "grant_types": ("password", "client_credentials", "refresh_token"),
-            "scopes": ("read-posts", "write-posts", "admin"),
-            "default_scopes": ("read-posts",),
-            "audiences": ("posts", "billing"),
-        }
-        defaults.update(spec)
+    async def client(self, **spec: Unpack[ClientOptions]) -> tuple[str, str | None]:
+        """A client made from `TEST_CLIENT` with `spec`'s changes; its id and secret."""
+        wanted = replace(TEST_CLIENT, **spec)
 
-        async def work(session: object) -> tuple[str, str | None]:
-            created = await ClientService(session).create(  # type: ignore[arg-type]
-                ClientSpec(**defaults),
-                self.settings.scopes.names,  # type: ignore[arg-type]
-            )
+        async def work(session: AsyncSession) -> tuple[str, str | None]:
+            created = await ClientService(session).create(wanted, self.settings.scopes.names)
             return created.client.id, created.secret
 
-        return await self.run(work)  # type: ignore[return-value]
+        return await self.run(work)
 
 
 @pytest.fixture

@@ -145,8 +145,46 @@ def test_a_third_party_password_client_is_created_with_a_warning() -> None:
 
 
 @pytest.mark.usefixtures("cli_environ")
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--public", "--grant", "refresh_token"), "could get no token"),
+        (("--grant", "refresh_token"), "could get no token"),
+        (("--grant", "authorization_code"), "--redirect-uri"),
+        (
+            ("--grant", "authorization_code", "--redirect-uri", "http://app.example/cb"),
+            "must be https",
+        ),
+        (
+            ("--grant", "authorization_code", "--redirect-uri", "https://app.example/cb#x"),
+            "fragment",
+        ),
+    ],
+    ids=["public-refresh-only", "refresh-only", "code-without-redirect", "plain-http", "fragment"],
+)
+def test_a_client_that_could_get_no_token_is_refused(args: tuple[str, ...], message: str) -> None:
+    result = refused("client", "create", "app", *args)
+    assert message in result.output
+    assert ok_json("client", "list") == []
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_third_party_app_clients_for_the_code_and_device_flows() -> None:
+    web = create_client(
+        "web app",
+        "--grant", "authorization_code", "--grant", "refresh_token",
+        "--redirect-uri", "https://app.example/cb", "--redirect-uri", "http://127.0.0.1/cb",
+    )  # fmt: skip
+    assert web["redirect_uris"] == ["https://app.example/cb", "http://127.0.0.1/cb"]
+    assert web["client_secret"]
+    tv = create_client("tv", "--public", "--grant", "device_code")
+    assert tv["grant_types"] == ["urn:ietf:params:oauth:grant-type:device_code"]
+    assert tv["client_secret"] is None
+
+
+@pytest.mark.usefixtures("cli_environ")
 def test_public_client_has_no_secret() -> None:
-    created = create_client("cli app", "--public", "--grant", "refresh_token")
+    created = create_client("cli app", "--public", "--grant", "device_code")
     assert created["public"] is True
     assert created["client_secret"] is None
 

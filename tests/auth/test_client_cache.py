@@ -51,6 +51,7 @@ from tests.auth.helpers import (
     refresh_grant,
     unverified_claims,
 )
+from tests.clock import FakeClock
 
 
 async def _update_client(seed: Seed, client_id: str, **changes: object) -> None:
@@ -260,7 +261,7 @@ async def test_the_recorder_writes_only_records_whose_client_version_holds(
             timeout=5,
         )
 
-    assert written == [True, False, False]
+    assert list(written) == [True, False, False]
     assert await _recorded_tokens(settings, client_id) == {str(current.jti)}
 
 
@@ -269,13 +270,14 @@ async def test_a_record_added_while_every_writer_is_busy_is_still_written(
 ) -> None:
     client_id, _ = await seed.client()
     started = asyncio.Queue[None]()
+    committed = asyncio.Event()
 
     async with _batch_writer(settings.database.url, direct=True) as write_batch:
 
         async def slow_write(batch: Sequence[tuple[AccessTokenRow, int]]) -> set[uuid.UUID]:
             started.put_nowait(None)
             written = await write_batch(batch)
-            await asyncio.sleep(0.5)  # a slow commit
+            await committed.wait()  # a slow commit, until the test lets it end
             return written
 
         recorder = AccessTokenRecorder(slow_write)
@@ -284,7 +286,11 @@ async def test_a_record_added_while_every_writer_is_busy_is_still_written(
             first.append(asyncio.create_task(recorder.record(_record(client_id), 1)))
             await asyncio.wait_for(started.get(), timeout=5)
         # No writer is free and none may start: a writer that finishes must look again.
-        late = await asyncio.wait_for(recorder.record(_record(client_id), 1), timeout=5)
+        adding = asyncio.create_task(recorder.record(_record(client_id), 1))
+        await asyncio.sleep(0)  # one turn: the record is added, and waits
+        assert not adding.done()
+        committed.set()
+        late = await asyncio.wait_for(adding, timeout=5)
         assert await asyncio.gather(*first) == [True] * WRITERS
     assert late is True
 
@@ -307,13 +313,12 @@ async def test_the_recorder_fails_every_waiting_request_when_the_database_does(
 
 
 async def test_copies_expire_and_the_oldest_read_goes_first(
-    seed: Seed, settings: AuthSettings, monkeypatch: pytest.MonkeyPatch
+    seed: Seed, settings: AuthSettings
 ) -> None:
-    clock = [100.0]
-    monkeypatch.setattr("portcullis_auth.services.clients.time.monotonic", lambda: clock[0])
+    clock = FakeClock(100.0)
     a, b, c = [(await seed.client())[0] for _ in range(3)]
     engine = create_engine(settings.database.url)
-    cache = ClientCache(create_sessionmaker(engine), ttl=5, max_entries=2)
+    cache = ClientCache(create_sessionmaker(engine), ttl=5, max_entries=2, clock=clock)
     try:
         assert cache.cached(a) is None
         for client_id in (a, b, c):  # over the limit: a, read first, goes
@@ -326,7 +331,7 @@ async def test_copies_expire_and_the_oldest_read_goes_first(
     assert cache.cached(a) is None
     assert cache.cached(b) is not None
     assert cache.cached(c) is not None
-    clock[0] += 5
+    clock.advance(5)
     assert cache.cached(b) is None
     assert cache.cached(c) is None
 
@@ -337,14 +342,25 @@ class _CountedReads:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.count = 0
         self.release = asyncio.Event()
+        self._counted = asyncio.Condition()
         real = ClientRepository.get
 
         async def get(repository: ClientRepository, client_id: str) -> OAuthClient | None:
-            self.count += 1
+            async with self._counted:
+                self.count += 1
+                self._counted.notify_all()
             await self.release.wait()
             return await real(repository, client_id)
 
         monkeypatch.setattr(ClientRepository, "get", get)
+
+    async def started(self, count: int) -> None:
+        """Wait until `count` reads have begun; fail after 5 s."""
+        try:
+            async with asyncio.timeout(5), self._counted:
+                await self._counted.wait_for(lambda: self.count >= count)
+        except TimeoutError:
+            pytest.fail(f"{self.count} reads began, not {count}")
 
 
 async def test_an_expired_copy_under_load_is_read_once(
@@ -356,7 +372,7 @@ async def test_an_expired_copy_under_load_is_read_once(
     cache = ClientCache(create_sessionmaker(engine))
     try:
         waiting = asyncio.gather(*(cache.read(client_id) for _ in range(20)))
-        await asyncio.sleep(0.05)
+        await reads.started(1)  # by then all twenty have asked
         reads.release.set()
         copies = await asyncio.wait_for(waiting, timeout=5)
         assert reads.count == 1
@@ -379,17 +395,17 @@ async def test_a_read_under_way_when_a_copy_is_forgotten_is_not_kept(
     cache = ClientCache(create_sessionmaker(engine))
     try:
         before = asyncio.create_task(cache.read(client_id))
-        await asyncio.sleep(0.05)
+        await reads.started(1)
         cache.forget(client_id)
         after = asyncio.create_task(cache.read(client_id))
-        await asyncio.sleep(0.05)
+        await reads.started(2)
         assert reads.count == 2  # the read after forget did not join the one before
         reads.release.set()
         await asyncio.wait_for(asyncio.gather(before, after), timeout=5)
         assert cache.cached(client_id) is not None  # the newer read's copy
         reads.release.clear()
         stale = asyncio.create_task(cache.read(client_id))
-        await asyncio.sleep(0.05)
+        await reads.started(3)
         cache.forget(client_id)
         reads.release.set()
         await asyncio.wait_for(stale, timeout=5)

@@ -7,8 +7,10 @@ endpoint's core, and looks at what it answered, issued, revoked and reported.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -23,16 +25,20 @@ from portcullis_auth.oauth2.errors import (
     UnsupportedGrantTypeError,
 )
 from portcullis_auth.oauth2.grants.base import GrantContext
+from portcullis_auth.oauth2.pkce import challenge_of
 from portcullis_auth.oauth2.ports import CallerGone
 from portcullis_auth.oauth2.request import TokenRequest
 from portcullis_auth.oauth2.responses import TokenResponse
 from portcullis_auth.oauth2.token_endpoint import handle_token_request
 from portcullis_auth.records import (
+    AuthorizationCode,
     Client,
+    DeviceAuthorization,
     FoundRefreshToken,
     IssuedAccessToken,
     RefreshFamily,
     RefreshToken,
+    StartedDeviceAuthorization,
     User,
 )
 from portcullis_shared.scopes import ScopeRegistry
@@ -50,6 +56,8 @@ def client(**changes: object) -> Client:
         "scopes": ("read-posts", "write-posts", "admin"),
         "default_scopes": ("read-posts",),
         "audiences": ("posts", "billing"),
+        "redirect_uris": ("https://app.example/callback",),
+        "name": "an app",
         "first_party": True,
         "personal_access": False,
         "introspect": False,
@@ -67,6 +75,9 @@ class Clients:
     async def authenticate(self, client_id: str, secret: str | None) -> Client | None:
         found = self.known.get(client_id)
         return found if found is not None and secret == "secret" else None
+
+    async def find(self, client_id: str) -> Client | None:
+        return self.known.get(client_id)
 
 
 @dataclass
@@ -149,9 +160,10 @@ class Tokens:
         grant_type: str,
         scopes: frozenset[str],
         audience: str,
-    ) -> tuple[uuid.UUID, str]:
+        refresh: bool = True,
+    ) -> tuple[uuid.UUID, str | None]:
         self.families.append({"grant_type": grant_type, "scopes": scopes, "audience": audience})
-        return uuid.uuid4(), "refresh"
+        return uuid.uuid4(), "refresh" if refresh else None
 
     async def rotate(
         self, found: FoundRefreshToken, *, client: Client, scopes: frozenset[str], audience: str
@@ -163,11 +175,64 @@ class Tokens:
 
 
 @dataclass
+class Codes:
+    """The code store: codes by value, and what was redeemed, linked and revoked."""
+
+    codes: dict[str, AuthorizationCode] = field(default_factory=dict)
+    redeemed: set[uuid.UUID] = field(default_factory=set)
+    links: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)
+    revoked: list[uuid.UUID] = field(default_factory=list)
+
+    async def find_code(self, code: str) -> AuthorizationCode | None:
+        return self.codes.get(code)
+
+    async def redeem_code(self, code_id: uuid.UUID) -> bool:
+        if code_id in self.redeemed:
+            return False
+        self.redeemed.add(code_id)
+        return True
+
+    async def link_family(self, code_id: uuid.UUID, family_id: uuid.UUID) -> None:
+        self.links[code_id] = family_id
+
+    async def revoke_redeemed(self, code_id: uuid.UUID) -> None:
+        self.revoked.append(code_id)
+
+
+@dataclass
+class Devices:
+    """The device store: authorizations by device code, and the polls it saw."""
+
+    known: dict[str, DeviceAuthorization] = field(default_factory=dict)
+    too_fast: bool = False
+    issued: list[uuid.UUID] = field(default_factory=list)
+
+    async def start(
+        self, *, client: Client, scopes: frozenset[str], audience: str
+    ) -> StartedDeviceAuthorization:
+        return StartedDeviceAuthorization("device", "BCDF-GHJK", 600, 5)
+
+    async def find_device_code(self, device_code: str) -> DeviceAuthorization | None:
+        return self.known.get(device_code)
+
+    async def record_poll(self, authorization_id: uuid.UUID) -> bool:
+        return not self.too_fast
+
+    async def mark_issued(self, authorization_id: uuid.UUID, family_id: uuid.UUID) -> bool:
+        if authorization_id in self.issued:
+            return False
+        self.issued.append(authorization_id)
+        return True
+
+
+@dataclass
 class Core:
     clients: Clients = field(default_factory=Clients)
     users: Users = field(default_factory=Users)
     throttle: Throttle = field(default_factory=Throttle)
     tokens: Tokens = field(default_factory=Tokens)
+    codes: Codes = field(default_factory=Codes)
+    devices: Devices = field(default_factory=Devices)
     events: list[AuditEvent] = field(default_factory=list)
 
     async def ask(self, client_id: str = "client_web", **form: str) -> TokenResponse:
@@ -176,6 +241,8 @@ class Core:
             users=self.users,
             throttle=self.throttle,
             grants=self.tokens,
+            codes=self.codes,
+            devices=self.devices,
             issuer=self.tokens,
             audit=self.events.append,
             scopes=ScopeRegistry(),
@@ -404,7 +471,8 @@ async def test_any_other_repeat_revokes_the_family(
     ids=["family-expired", "family-revoked", "grant-no-longer-allowed"],
 )
 async def test_a_family_that_may_no_longer_be_refreshed_is_invalid_grant(
-    core: Core, changes: dict[str, object]
+    core: Core,
+    changes: dict[str, Any],  # the family's fields, each of its own type
 ) -> None:
     if changes.get("grant_type") == "client_credentials":
         core.clients.known["client_web"] = client(grant_types=("refresh_token", "password"))
@@ -440,3 +508,191 @@ async def test_a_rotation_lost_to_a_concurrent_one_is_invalid_grant(core: Core) 
         await core.ask(grant_type="refresh_token", refresh_token="rt")
     assert refused.value.error == "invalid_grant"
     assert core.events == []
+
+
+# --- authorization code (RFC 6749 §4.1.3, RFC 7636) -------------------------------------
+
+VERIFIER = "v" * 43
+
+
+def issued_code(core: Core, **changes: object) -> AuthorizationCode:
+    fields: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "client_id": "client_web",
+        "user": ADA,
+        "redirect_uri": "https://app.example/callback",
+        "scopes": ("read-posts",),
+        "audience": "posts",
+        "code_challenge": challenge_of(VERIFIER),
+        "expires_at": datetime.now(UTC) + timedelta(seconds=60),
+        "used_at": None,
+    }
+    fields.update(changes)
+    code = AuthorizationCode(**fields)  # type: ignore[arg-type]
+    core.codes.codes["code"] = code
+    return code
+
+
+def redeem(core: Core, **form: str) -> Awaitable[TokenResponse]:
+    return core.ask(
+        grant_type="authorization_code",
+        **{
+            "code": "code",
+            "redirect_uri": "https://app.example/callback",
+            "code_verifier": VERIFIER,
+            **form,
+        },
+    )
+
+
+@pytest.fixture
+def code_client(core: Core) -> Core:
+    core.clients.known["client_web"] = client(grant_types=("authorization_code", "refresh_token"))
+    return core
+
+
+async def test_a_code_is_redeemed_once_for_a_family(code_client: Core) -> None:
+    code = issued_code(code_client)
+    answer = await redeem(code_client)
+    assert answer.refresh_token == "refresh"
+    assert code_client.codes.redeemed == {code.id}
+    assert code_client.codes.links == {code.id: answer.access_token.sid}
+    assert code_client.event_names() == ["token_issued"]
+
+
+async def test_a_code_used_again_is_refused_and_ends_what_it_issued(code_client: Core) -> None:
+    code = issued_code(code_client, used_at=NOW)
+    with pytest.raises(InvalidGrantError) as refused:
+        await redeem(code_client)
+    assert refused.value.keep_changes
+    assert code_client.codes.revoked == [code.id]
+    assert code_client.tokens.issued == []
+
+
+async def test_a_code_redeemed_by_a_concurrent_request_counts_as_used_twice(
+    code_client: Core,
+) -> None:
+    code = issued_code(code_client)
+    code_client.codes.redeemed.add(code.id)  # the other request marked it used first
+    with pytest.raises(InvalidGrantError):
+        await redeem(code_client)
+    assert code_client.codes.revoked == [code.id]
+    assert code_client.tokens.issued == []
+
+
+@pytest.mark.parametrize(
+    ("form", "changes", "error"),
+    [
+        ({"code_verifier": "w" * 43}, {}, InvalidGrantError),
+        ({"code_verifier": "short"}, {}, InvalidGrantError),
+        ({}, {"code_challenge": challenge_of("x" * 43)}, InvalidGrantError),
+        ({"redirect_uri": "https://app.example/other"}, {}, InvalidGrantError),
+        ({}, {"expires_at": NOW - timedelta(seconds=1)}, InvalidGrantError),
+        ({}, {"client_id": "client_other"}, InvalidGrantError),
+    ],
+    ids=[
+        "wrong-verifier",
+        "malformed-verifier",
+        "other-challenge",
+        "other-redirect",
+        "expired",
+        "other-client",
+    ],
+)
+async def test_a_code_is_bound_to_its_verifier_redirect_lifetime_and_client(
+    code_client: Core,
+    form: dict[str, str],
+    changes: dict[str, object],
+    error: type[OAuth2Error],
+) -> None:
+    issued_code(code_client, **changes)
+    with pytest.raises(error):
+        await redeem(code_client, **form)
+    assert code_client.codes.redeemed == set()  # a failed attempt uses nothing up
+    assert code_client.codes.revoked == []
+
+
+async def test_a_code_without_a_verifier_is_invalid_request(code_client: Core) -> None:
+    issued_code(code_client)
+    with pytest.raises(OAuth2Error) as refused:
+        await code_client.ask(
+            grant_type="authorization_code",
+            code="code",
+            redirect_uri="https://app.example/callback",
+        )
+    assert refused.value.error == "invalid_request"
+
+
+async def test_without_the_refresh_grant_a_code_still_opens_a_family(core: Core) -> None:
+    core.clients.known["client_web"] = client(grant_types=("authorization_code",))
+    issued_code(core)
+    answer = await redeem(core)
+    assert answer.refresh_token is None
+    assert core.tokens.families[0]["grant_type"] == "authorization_code"
+
+
+# --- device authorization (RFC 8628 §3.4, §3.5) ------------------------------------------
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+
+
+def device(core: Core, status: str, **changes: object) -> DeviceAuthorization:
+    fields: dict[str, object] = {
+        "id": uuid.uuid4(),
+        "client_id": "client_web",
+        "status": status,
+        "user": ADA if status in {"approved", "denied", "issued"} else None,
+        "scopes": ("read-posts",),
+        "audience": "posts",
+        "expires_at": datetime.now(UTC) + timedelta(minutes=10),
+    }
+    fields.update(changes)
+    found = DeviceAuthorization(**fields)  # type: ignore[arg-type]
+    core.devices.known["device"] = found
+    core.clients.known["client_web"] = client(grant_types=(DEVICE_GRANT, "refresh_token"))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "keeps"),
+    [
+        ("pending", "authorization_pending", True),
+        ("denied", "access_denied", True),
+        ("issued", "invalid_grant", False),
+    ],
+)
+async def test_a_device_hears_what_its_user_said(
+    core: Core, status: str, error: str, keeps: bool
+) -> None:
+    device(core, status)
+    with pytest.raises(OAuth2Error) as refused:
+        await core.ask(grant_type=DEVICE_GRANT, device_code="device")
+    assert refused.value.error == error
+    assert refused.value.keep_changes is keeps  # the poll is noted
+    assert core.tokens.issued == []
+
+
+async def test_a_device_polling_too_fast_is_told_to_slow_down(core: Core) -> None:
+    device(core, "approved")
+    core.devices.too_fast = True
+    with pytest.raises(OAuth2Error) as refused:
+        await core.ask(grant_type=DEVICE_GRANT, device_code="device")
+    assert refused.value.error == "slow_down"
+    assert core.tokens.issued == []
+
+
+async def test_an_expired_device_code_is_expired_token(core: Core) -> None:
+    device(core, "approved", expires_at=NOW - timedelta(seconds=1))
+    with pytest.raises(OAuth2Error) as refused:
+        await core.ask(grant_type=DEVICE_GRANT, device_code="device")
+    assert refused.value.error == "expired_token"
+
+
+async def test_an_approved_device_gets_its_tokens_once(core: Core) -> None:
+    found = device(core, "approved")
+    answer = await core.ask(grant_type=DEVICE_GRANT, device_code="device")
+    assert answer.refresh_token == "refresh"
+    assert core.devices.issued == [found.id]
+    with pytest.raises(OAuth2Error) as again:
+        await core.ask(grant_type=DEVICE_GRANT, device_code="device")
+    assert again.value.error == "invalid_grant"

@@ -7,10 +7,12 @@ import base64
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.http.app import create_app
 from portcullis_auth.services.clients import ClientService
-from portcullis_auth.settings import AuthSettings, SettingsError
+from portcullis_auth.settings import AuthSettings
+from portcullis_shared.environment import SettingsError
 from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, auth_environ, basic_auth
 from tests.auth.test_grants import _in_flight_together
 
@@ -51,8 +53,8 @@ async def test_refresh_stops_once_the_client_loses_the_originating_grant(
     )
     refresh_token = login.json()["refresh_token"]
 
-    async def drop_password_grant(session: object) -> None:
-        service = ClientService(session)  # type: ignore[arg-type]
+    async def drop_password_grant(session: AsyncSession) -> None:
+        service = ClientService(session)
         client = await service.get(client_id)
         assert client is not None
         await service.update(

@@ -37,6 +37,8 @@ def make_client(**overrides: object) -> Client:
         "scopes": ("read-posts", "write-posts", "admin"),
         "default_scopes": ("read-posts", "admin"),
         "audiences": ("posts", "billing"),
+        "redirect_uris": ("https://app.example/callback",),
+        "name": "an app",
         "first_party": False,
         "personal_access": False,
         "introspect": False,

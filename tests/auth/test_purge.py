@@ -19,8 +19,9 @@ from click.testing import CliRunner
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+from portcullis_auth.db.models import AuthorizationCode, DeviceAuthorization, SignInSession, utcnow
 from portcullis_auth.services.purge import purge
 from portcullis_auth.settings import AuthSettings
 from portcullis_cli.main import main
@@ -57,7 +58,15 @@ async def sql(settings: AuthSettings, statement: str, **params: object) -> list[
 
 COUNTS = {
     table: f"SELECT count(*) AS n FROM {table}"  # noqa: S608 - fixed table names
-    for table in ("grants", "refresh_tokens", "access_tokens", "revocations")
+    for table in (
+        "grants",
+        "refresh_tokens",
+        "access_tokens",
+        "revocations",
+        "authorization_codes",
+        "device_authorizations",
+        "sign_in_sessions",
+    )
 }
 
 
@@ -228,7 +237,12 @@ async def test_purge_deletes_ended_rows_in_batches_and_keeps_the_rest(
         await engine.dispose()
 
     # More rows than one batch of 2 in every table: the purge went on until a short batch.
-    assert counts == {"access_tokens": ended_access, "grants": len(ended), "revocations": 4}
+    assert counts == {
+        "access_tokens": ended_access,
+        "grants": len(ended),
+        "revocations": 4,
+        **NO_BROWSER_ROWS,
+    }
     assert await count(settings, "grants") == grants_before - len(ended)
     assert await count(settings, "refresh_tokens") == refresh_before - ended_refresh
     assert await count(settings, "access_tokens") == access_before - ended_access
@@ -266,7 +280,73 @@ async def test_purge_deletes_ended_rows_in_batches_and_keeps_the_rest(
         again = await purge(create_sessionmaker(engine), RETENTION, batch=2)
     finally:
         await engine.dispose()
-    assert again == {"access_tokens": 0, "grants": 0, "revocations": 0}
+    assert again == {"access_tokens": 0, "grants": 0, "revocations": 0, **NO_BROWSER_ROWS}
+
+
+NO_BROWSER_ROWS = {"authorization_codes": 0, "device_authorizations": 0, "sign_in_sessions": 0}
+"""Tables these flows leave empty."""
+
+
+async def test_expired_codes_device_requests_and_sign_ins_are_purged(
+    settings: AuthSettings, seed: Seed
+) -> None:
+    user_id = uuid.UUID(await seed.user())
+    client_id, _ = await seed.client(
+        grant_types=("authorization_code",), redirect_uris=("https://a.example/cb",)
+    )
+    long_ago, now = utcnow() - RETENTION - timedelta(days=1), utcnow()
+
+    async def rows(session: AsyncSession) -> None:
+        for when in (long_ago, now):
+            session.add(
+                AuthorizationCode(
+                    id=uuid.uuid4(),
+                    code_hash=uuid.uuid4().hex * 2,
+                    client_id=client_id,
+                    user_id=user_id,
+                    redirect_uri="https://a.example/cb",
+                    scopes=[],
+                    audience="posts",
+                    code_challenge="c" * 43,
+                    created_at=when,
+                    expires_at=when + timedelta(seconds=60),
+                    used_at=None,
+                    grant_id=None,
+                )
+            )
+            session.add(
+                DeviceAuthorization(
+                    id=uuid.uuid4(),
+                    device_code_hash=uuid.uuid4().hex * 2,
+                    user_code="BCDFGHJK",
+                    client_id=client_id,
+                    scopes=[],
+                    audience="posts",
+                    status="pending",
+                    user_id=None,
+                    interval=5,
+                    last_polled_at=None,
+                    created_at=when,
+                    expires_at=when + timedelta(minutes=10),
+                    grant_id=None,
+                )
+            )
+            session.add(
+                SignInSession(
+                    id=uuid.uuid4(), token_hash=uuid.uuid4().hex * 2, user_id=user_id,
+                    created_at=when, expires_at=when + timedelta(hours=8),
+                )
+            )  # fmt: skip
+
+    await seed.run(rows)
+    engine = create_engine(settings.database.url)
+    try:
+        counts = await purge(create_sessionmaker(engine), RETENTION, batch=2)
+    finally:
+        await engine.dispose()
+    assert {name: counts[name] for name in NO_BROWSER_ROWS} == dict.fromkeys(NO_BROWSER_ROWS, 1)
+    for table in NO_BROWSER_ROWS:
+        assert await count(settings, table) == 1  # the live one stays
 
 
 async def test_a_live_family_keeps_working_after_a_purge(
@@ -342,7 +422,7 @@ async def test_nothing_within_retention_is_purged(flows: Flows, settings: AuthSe
     finally:
         await engine.dispose()
 
-    assert counts == {"access_tokens": 0, "grants": 0, "revocations": 0}
+    assert counts == {"access_tokens": 0, "grants": 0, "revocations": 0, **NO_BROWSER_ROWS}
     assert before == {t: await count(settings, t) for t in before}
     await flows.rotate(live)
 

@@ -14,6 +14,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from litestar.types import HTTPDisconnectEvent, HTTPRequestEvent, Message
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.http.app import create_app
 from portcullis_auth.keys.sealing import KeySealer
@@ -435,8 +436,8 @@ class TestJwksWithSeveralKeys:
         """Three keys: the fixture's, a newer active one and a scheduled rotation."""
         await seed.signing_key()
 
-        async def rotate(session: object) -> str:
-            service = SigningKeyService(session, KeySealer(settings.secret_key))  # type: ignore[arg-type]
+        async def rotate(session: AsyncSession) -> str:
+            service = SigningKeyService(session, KeySealer(settings.secret_key))
             key = await service.rotate("ES256", settings.tokens.jwks_max_age)
             return key.kid
 

@@ -131,7 +131,12 @@ def auth_server(
 ) -> Iterator[AuthServer]:
     """Installed, with a user and a client-credentials client, and serving."""
     installed = cli.json("install")
-    assert set(installed) == {"signing_key", "password_client", "personal_access_client"}, installed
+    assert set(installed) == {
+        "signing_key",
+        "password_client",
+        "personal_access_client",
+        "playground_client",
+    }, installed
     password_client = ClientCredentials(
         installed["password_client"]["client_id"], installed["password_client"]["client_secret"]
     )

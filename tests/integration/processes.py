@@ -136,10 +136,12 @@ class Cli:
 
     environ: dict[str, str]
     cwd: Path
+    executable: str | None = None
+    """Another installation's `portcullis` (default: the one beside this interpreter)."""
 
     def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         completed = subprocess.run(
-            [portcullis_executable(), *args],
+            [self.executable or portcullis_executable(), *args],
             input=stdin,
             capture_output=True,
             text=True,

@@ -100,6 +100,7 @@ def abandon_together(host: str, port: int, requests: list[bytes]) -> None:
     try:
         for connection, request in zip(connections, requests, strict=True):
             connection.sendall(request)
+        # Wall time: the queue is inside another process, and the moment must stay short.
         time.sleep(0.15)
     finally:
         for connection in connections:

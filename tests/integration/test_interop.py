@@ -15,7 +15,8 @@ import pytest
 import requests
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 
-from tests.integration.conftest import USER_EMAIL, AuthServer, ClientCredentials
+from tests.integration.conftest import USER_EMAIL, AuthServer
+from tests.integration.processes import ClientCredentials
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 AUDIENCE = "posts"
@@ -174,6 +175,7 @@ def test_install_a_second_time_creates_nothing(auth_server: AuthServer) -> None:
     assert {client["name"] for client in clients_before} == {
         "Portcullis Password Grant Client",
         "Portcullis Personal Access Client",
+        "Portcullis Playground",
         "machine",
     }
     # The server still issues with the original key and client.

@@ -12,12 +12,13 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
 
-from tests.integration.processes import ServiceProcess, executable, free_port
+from tests.integration.processes import Cli, ServiceProcess, executable, free_port
 
 DevStack = tuple[str, dict[str, str], str]
 
@@ -68,6 +69,7 @@ def dev_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     process.start()
     try:
         state = json.loads((workdir / "data" / "dev.json").read_text())
+        state["folder"] = str(workdir / "data")
         yield f"http://127.0.0.1:{posts_port}", state, f"http://127.0.0.1:{auth_port}"
     finally:
         process.stop()
@@ -167,3 +169,79 @@ def test_the_dev_stack_believes_no_forwarding_header(dev_stack: DevStack) -> Non
     assert [guess(f"203.0.113.{n}").status_code for n in range(5)] == [400] * 5
     refused = guess("203.0.113.99")
     assert refused.status_code == 429, refused.text
+
+
+def test_sign_in_with_portcullis_runs_the_code_flow_from_the_page(
+    page: Page, dev_stack: DevStack
+) -> None:
+    """The playground's public client, PKCE from the browser, the auth service's own
+    sign-in page; a first-party client asks no consent."""
+    _, state, auth_url = dev_stack
+    page.click("#sign-in-portcullis")
+    page.wait_for_url(f"{auth_url}/sign-in?*")
+    page.fill("#email", "demo@example.com")
+    page.fill("#password", state["demo_password"])
+    page.click("button[type=submit]")
+    expect(page.locator("#api-status")).to_contain_text("POST /api/oauth/code/token: 200")
+    expect(page.locator("#decoded-token")).to_contain_text(state["playground_client_id"])
+    assert "code=" not in page.url  # the code left the address bar
+    assert page.evaluate("() => window.localStorage.length + window.sessionStorage.length") == 0
+    page.click("#list-posts")
+    expect(page.locator("#api-status")).to_contain_text("GET /api/posts: 200")
+    page.click("#refresh")
+    expect(page.locator("#api-status")).to_contain_text("POST /api/oauth/code/refresh: 200")
+
+
+def test_a_third_party_app_is_signed_in_to_and_consented_in_a_browser(
+    browser: Browser, dev_stack: DevStack, tmp_path: Path
+) -> None:
+    """Sign-in and consent pages in a real browser, without JavaScript: the answer goes
+    to the app's redirect URI with the code, the state and the issuer."""
+    posts_url, state, auth_url = dev_stack
+    created = dev_cli(dev_stack, tmp_path).json(
+        "client", "create", "Partner app",
+        "--grant", "authorization_code", "--redirect-uri", "https://partner.example/cb",
+        "--scope", "read-posts",
+    )  # fmt: skip
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    answers: list[str] = []
+
+    def partner(route: Route) -> None:
+        answers.append(route.request.url)
+        route.fulfill(status=200, body="partner app")
+
+    page.route("https://partner.example/**", partner)
+    try:
+        page.goto(
+            f"{auth_url}/oauth/authorize?response_type=code&client_id={created['client_id']}"
+            "&redirect_uri=https%3A%2F%2Fpartner.example%2Fcb&scope=read-posts&state=xyz%20123"
+            f"&code_challenge={'x' * 43}&code_challenge_method=S256"
+        )
+        page.fill("#email", "demo@example.com")
+        page.fill("#password", state["demo_password"])
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_contain_text("Allow Partner app?")
+        expect(page.locator(".scopes")).to_contain_text("read-posts")
+        page.click("#decision-approve")
+        page.wait_for_url("https://partner.example/**")
+    finally:
+        context.close()
+    (answer,) = answers
+    query = parse_qs(urlsplit(answer).query)
+    assert query["state"] == ["xyz 123"]
+    assert query["iss"] == [auth_url]
+    assert query["code"]
+    assert posts_url  # the same stack
+
+
+def dev_cli(dev_stack: DevStack, workdir: Path) -> Cli:
+    """`portcullis` on the dev stack's database and secret."""
+    _, state, auth_url = dev_stack
+    environ = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")},
+        "PORTCULLIS_DATABASE_URL": f"sqlite+aiosqlite:///{state['folder']}/auth.db",
+        "PORTCULLIS_SECRET_KEY": state["secret_key"],
+        "PORTCULLIS_ISSUER": auth_url,
+    }
+    return Cli(environ, workdir)

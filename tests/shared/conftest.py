@@ -251,7 +251,7 @@ class JWKSServer:
             document, status, location = self.document, self.status, self.location
             cache_control, delay = self.cache_control, self.delay
         if delay:
-            time.sleep(delay)
+            time.sleep(delay)  # wall time: a slow server, so a fetch stays in flight meanwhile
         if status != 200:
             handler.send_response(status)
             if location is not None:

@@ -34,7 +34,7 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "http.response.start", "status": 200, "headers": []})
         for part in (b"one,", b"two,", b"three"):
             await send({"type": "http.response.body", "body": part, "more_body": True})
-            await asyncio.sleep(0.01)
+            await asyncio.sleep(0.01)  # wall time: a stream's parts come apart, not in one turn
         await send({"type": "http.response.body", "body": b""})
         return
     body = f"hello {scope['path']}".encode()

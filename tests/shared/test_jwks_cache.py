@@ -2,13 +2,13 @@
 
 The server is a thread serving HTTP on 127.0.0.1: it counts requests, can
 switch its key set, answer slowly, redirect, or go down (its port then
-refuses connections).
+refuses connections). The cache's time is a test clock: max-age, cooldown and
+max-stale pass when a test moves it on, not while it sleeps.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -20,6 +20,7 @@ from portcullis_shared.errors import GuardUnavailableError, InvalidTokenError
 from portcullis_shared.jwks import JWKSCache, parse_jwks
 from portcullis_shared.plugin import PortcullisGuard
 from portcullis_shared.verifier import TokenVerifier
+from tests.clock import FakeClock
 from tests.shared.conftest import (
     AUDIENCE,
     ISSUER,
@@ -41,12 +42,18 @@ MakeCache = Callable[..., JWKSCache]
 
 
 @pytest.fixture
-async def make_cache() -> AsyncIterator[MakeCache]:
-    """JWKSCache instances that are closed after the test."""
+def clock() -> FakeClock:
+    """The caches' clock: it moves only when the test moves it."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def make_cache(clock: FakeClock) -> AsyncIterator[MakeCache]:
+    """JWKSCache instances on the test's clock, closed after the test."""
     caches: list[JWKSCache] = []
 
     def make(url: str, **options: Any) -> JWKSCache:
-        cache = JWKSCache(url, **options)
+        cache = JWKSCache(url, clock=clock, **options)
         caches.append(cache)
         return cache
 
@@ -91,15 +98,15 @@ async def test_cache_verifies_a_genuine_token(
 
 
 async def test_cache_control_max_age_is_honoured(
-    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey
+    make_cache: MakeCache, clock: FakeClock, jwks_server: JWKSServer, rsa_key: SigningKey
 ) -> None:
     jwks_server.cache_control = "public, max-age=2"
     cache = make_cache(jwks_server.url, min_ttl=0.1, cooldown=0.05)
     await cache.start()
-    await asyncio.sleep(0.5)
+    clock.advance(0.5)
     await cache.get_key(rsa_key.kid)
     assert jwks_server.requests == 1  # still fresh
-    await asyncio.sleep(1.8)
+    clock.advance(1.8)
     await cache.get_key(rsa_key.kid)
     assert jwks_server.requests == 2  # max-age passed: refetched
     await cache.get_key(rsa_key.kid)
@@ -108,27 +115,31 @@ async def test_cache_control_max_age_is_honoured(
 
 @pytest.mark.parametrize("cache_control", ["max-age=0", "no-cache", None])
 async def test_min_ttl_clamps_a_short_or_missing_max_age(
-    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey, cache_control: str | None
+    make_cache: MakeCache,
+    clock: FakeClock,
+    jwks_server: JWKSServer,
+    rsa_key: SigningKey,
+    cache_control: str | None,
 ) -> None:
     jwks_server.cache_control = cache_control
     cache = make_cache(jwks_server.url, min_ttl=1.5, cooldown=0.05)
     await cache.start()
     for _ in range(5):
-        await asyncio.sleep(0.1)
+        clock.advance(0.1)
         await cache.get_key(rsa_key.kid)
     assert jwks_server.requests == 1
-    await asyncio.sleep(1.2)
+    clock.advance(1.2)
     await cache.get_key(rsa_key.kid)
     assert jwks_server.requests == 2
 
 
 async def test_max_ttl_clamps_a_long_max_age(
-    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey
+    make_cache: MakeCache, clock: FakeClock, jwks_server: JWKSServer, rsa_key: SigningKey
 ) -> None:
     jwks_server.cache_control = "max-age=31536000"
     cache = make_cache(jwks_server.url, min_ttl=0.1, max_ttl=0.5, cooldown=0.05)
     await cache.start()
-    await asyncio.sleep(0.7)
+    clock.advance(0.7)
     await cache.get_key(rsa_key.kid)
     assert jwks_server.requests == 2
 
@@ -137,7 +148,7 @@ async def test_max_ttl_clamps_a_long_max_age(
 
 
 async def test_flood_of_unknown_kids_costs_at_most_one_fetch_per_cooldown(
-    make_cache: MakeCache, jwks_server: JWKSServer
+    make_cache: MakeCache, clock: FakeClock, jwks_server: JWKSServer
 ) -> None:
     cache = make_cache(jwks_server.url, cooldown=1.0)
     await cache.start()
@@ -148,7 +159,7 @@ async def test_flood_of_unknown_kids_costs_at_most_one_fetch_per_cooldown(
     assert all(isinstance(result, InvalidTokenError) for result in results), results[:3]
     assert jwks_server.requests == 1  # within the cooldown of the start-up fetch
 
-    await asyncio.sleep(1.1)
+    clock.advance(1.1)
     jwks_server.delay = 0.2  # the fetch stays in flight while the flood arrives
     results = await lookup_all(cache, flood)
     assert all(isinstance(result, InvalidTokenError) for result in results), results[:3]
@@ -162,6 +173,7 @@ async def test_flood_of_unknown_kids_costs_at_most_one_fetch_per_cooldown(
 
 async def test_concurrent_misses_share_one_fetch(
     make_cache: MakeCache,
+    clock: FakeClock,
     jwks_server: JWKSServer,
     rsa_key: SigningKey,
     second_rsa_key: SigningKey,
@@ -170,7 +182,7 @@ async def test_concurrent_misses_share_one_fetch(
     await cache.start()
     jwks_server.document = jwks_of(rsa_key, second_rsa_key)
     jwks_server.delay = 0.3
-    await asyncio.sleep(0.4)
+    clock.advance(0.4)
 
     results = await lookup_all(cache, [second_rsa_key.kid] * 50)
     failures = [result for result in results if isinstance(result, BaseException)]
@@ -181,6 +193,7 @@ async def test_concurrent_misses_share_one_fetch(
 
 async def test_rotated_key_is_found_after_the_cooldown(
     make_cache: MakeCache,
+    clock: FakeClock,
     jwks_server: JWKSServer,
     rsa_key: SigningKey,
     second_rsa_key: SigningKey,
@@ -191,7 +204,7 @@ async def test_rotated_key_is_found_after_the_cooldown(
     with pytest.raises(InvalidTokenError):
         await cache.get_key(second_rsa_key.kid)  # within the cooldown: not refetched
     assert jwks_server.requests == 1
-    await asyncio.sleep(0.6)
+    clock.advance(0.6)
     key, _ = await cache.get_key(second_rsa_key.kid)
     assert key.thumbprint() == second_rsa_key.key.thumbprint()
     old, _ = await cache.get_key(rsa_key.kid)
@@ -201,6 +214,7 @@ async def test_rotated_key_is_found_after_the_cooldown(
 
 async def test_rotation_overlap_has_no_failed_verification(
     make_cache: MakeCache,
+    clock: FakeClock,
     jwks_server: JWKSServer,
     rsa_key: SigningKey,
     second_rsa_key: SigningKey,
@@ -211,10 +225,10 @@ async def test_rotation_overlap_has_no_failed_verification(
     await cache.start()
     verifier = TokenVerifier(cache, issuer=ISSUER, audience=AUDIENCE)
     jwks_server.document = jwks_of(rsa_key, second_rsa_key)  # `keys rotate`: published first
-    deadline = time.monotonic() + 1.3
-    while time.monotonic() < deadline:  # old key signs during the max-age
+    deadline = clock() + 1.3
+    while clock() < deadline:  # old key signs during the max-age
         await verifier.verify(mint(rsa_key))
-        await asyncio.sleep(0.05)
+        clock.advance(0.05)
     for _ in range(10):  # new key signs; old tokens still live
         await verifier.verify(mint(second_rsa_key))
         await verifier.verify(mint(rsa_key))
@@ -225,56 +239,56 @@ async def test_rotation_overlap_has_no_failed_verification(
 
 
 async def test_cached_keys_work_while_the_server_is_down_until_max_stale(
-    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey
+    make_cache: MakeCache, clock: FakeClock, jwks_server: JWKSServer, rsa_key: SigningKey
 ) -> None:
     jwks_server.cache_control = "max-age=0"
     cache = make_cache(jwks_server.url, min_ttl=0.1, cooldown=0.1, max_stale=1.0, timeout=0.5)
     await cache.start()
     jwks_server.stop()
-    deadline = time.monotonic() + 0.7
-    while time.monotonic() < deadline:
+    deadline = clock() + 0.7
+    while clock() < deadline:
         key, _ = await cache.get_key(rsa_key.kid)
         assert key.thumbprint() == rsa_key.key.thumbprint()
-        await asyncio.sleep(0.05)
+        clock.advance(0.05)
     assert cache.fetch_count > 1  # it did try to refresh
-    await asyncio.sleep(0.5)
+    clock.advance(0.5)
     with pytest.raises(GuardUnavailableError):
         await cache.get_key(rsa_key.kid)
     with pytest.raises(GuardUnavailableError):
         await cache.get_key("forged")
 
     jwks_server.start()  # back on the same port
-    await asyncio.sleep(0.15)
+    clock.advance(0.15)
     key, _ = await cache.get_key(rsa_key.kid)
     assert key.thumbprint() == rsa_key.key.thumbprint()
 
 
 async def test_unknown_kid_while_down_with_fresh_cache_is_invalid_not_unavailable(
-    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey
+    make_cache: MakeCache, clock: FakeClock, jwks_server: JWKSServer, rsa_key: SigningKey
 ) -> None:
     cache = make_cache(jwks_server.url, cooldown=0.1, timeout=0.5)
     await cache.start()
     jwks_server.stop()
-    await asyncio.sleep(0.15)
+    clock.advance(0.15)
     with pytest.raises(InvalidTokenError):
         await cache.get_key("forged")
     await cache.get_key(rsa_key.kid)
 
 
 async def test_keys_older_than_max_stale_are_refreshed_while_the_server_is_up(
-    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey
+    make_cache: MakeCache, clock: FakeClock, jwks_server: JWKSServer, rsa_key: SigningKey
 ) -> None:
     """max_stale bounds how long keys serve *without* the auth service; with it up, they serve."""
     cache = make_cache(jwks_server.url, min_ttl=30.0, cooldown=0.1, max_stale=0.5)
     await cache.start()
-    await asyncio.sleep(0.7)
+    clock.advance(0.7)
     key, _ = await cache.get_key(rsa_key.kid)
     assert key.thumbprint() == rsa_key.key.thumbprint()
     assert jwks_server.requests == 2
 
 
 async def test_nothing_cached_and_server_down_fails_closed(
-    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey
+    make_cache: MakeCache, clock: FakeClock, jwks_server: JWKSServer, rsa_key: SigningKey
 ) -> None:
     jwks_server.stop()
     cache = make_cache(jwks_server.url, cooldown=0.2, timeout=0.5)
@@ -283,20 +297,24 @@ async def test_nothing_cached_and_server_down_fails_closed(
         with pytest.raises(GuardUnavailableError):
             await cache.get_key(kid)
     jwks_server.start()
-    await asyncio.sleep(0.25)
+    clock.advance(0.25)
     key, _ = await cache.get_key(rsa_key.kid)
     assert key.thumbprint() == rsa_key.key.thumbprint()
 
 
 @pytest.mark.parametrize("status", [500, 503, 404])
 async def test_error_answer_from_the_server_keeps_cached_keys(
-    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey, status: int
+    make_cache: MakeCache,
+    clock: FakeClock,
+    jwks_server: JWKSServer,
+    rsa_key: SigningKey,
+    status: int,
 ) -> None:
     jwks_server.cache_control = "max-age=0"
     cache = make_cache(jwks_server.url, min_ttl=0.1, cooldown=0.1)
     await cache.start()
     jwks_server.status = status
-    await asyncio.sleep(0.15)
+    clock.advance(0.15)
     await cache.get_key(rsa_key.kid)
     assert jwks_server.requests == 2
     key, _ = await cache.get_key(rsa_key.kid)
@@ -307,13 +325,17 @@ async def test_error_answer_from_the_server_keeps_cached_keys(
     "document", [{"keys": "none"}, {"not": "a jwks"}, ["keys"], "garbage"], ids=repr
 )
 async def test_malformed_document_keeps_cached_keys(
-    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey, document: Any
+    make_cache: MakeCache,
+    clock: FakeClock,
+    jwks_server: JWKSServer,
+    rsa_key: SigningKey,
+    document: Any,
 ) -> None:
     jwks_server.cache_control = "max-age=0"
     cache = make_cache(jwks_server.url, min_ttl=0.1, cooldown=0.1)
     await cache.start()
     jwks_server.document = document
-    await asyncio.sleep(0.15)
+    clock.advance(0.15)
     key, _ = await cache.get_key(rsa_key.kid)
     assert jwks_server.requests == 2
     assert key.thumbprint() == rsa_key.key.thumbprint()
@@ -468,6 +490,7 @@ async def test_http_nothing_cached_and_jwks_down_is_503_with_retry_after(
 
 
 async def test_http_cached_keys_serve_until_max_stale_then_503(
+    clock: FakeClock,
     jwks_server: JWKSServer,
     rsa_key: SigningKey,
     redis_url: str,
@@ -481,16 +504,17 @@ async def test_http_cached_keys_serve_until_max_stale_then_503(
             redis_prefix=redis_prefix,
             jwks_cooldown=0.2,
             jwks_max_stale=1.0,
-        )
+        ),
+        jwks_clock=clock,
     )
     async with AsyncTestClient(app=guarded_app(guard)) as http:
         jwks_server.stop()
         response = await http.get("/api/me", headers=bearer(mint(rsa_key)))
         assert response.status_code == 200, response.text
-        await asyncio.sleep(1.1)
+        clock.advance(1.1)
         assert_unavailable(await http.get("/api/me", headers=bearer(mint(rsa_key))))
         jwks_server.start()  # the auth service is back: so is the resource service
-        await asyncio.sleep(0.25)
+        clock.advance(0.25)
         response = await http.get("/api/me", headers=bearer(mint(rsa_key)))
         assert response.status_code == 200, response.text
 

@@ -14,6 +14,7 @@ import asyncio
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import pytest
 import redis.asyncio as aioredis
@@ -216,12 +217,14 @@ async def test_a_lost_marker_stops_the_trust_until_the_list_is_whole_again(
     """A flushed, restarted or failed-over Redis loses the marker: the follower stops
     answering from its filter (Redis then refuses every token) until the auth service has
     rebuilt the list and set the marker again, and then reads the rebuilt list."""
+    # An entry only a full read finds (never announced), there before the marker goes: a
+    # resync that begins once the marker is gone reads it whatever its timing.
+    rebuilt = claims_of(access_claims())
+    await redis_client.set(revocation_keys.jti(rebuilt.jti), 1, ex=3600)
     await redis_client.delete(revocation_keys.marker)
     await eventually(lambda: not followed.is_current, within=0.5)
     with pytest.raises(GuardUnavailableError):
         await followed.is_revoked(claims_of(access_claims()))
-    rebuilt = claims_of(access_claims())
-    await redis_client.set(revocation_keys.jti(rebuilt.jti), 1, ex=3600)  # not announced
     await redis_client.set(revocation_keys.marker, str(int(time.time())))
     await eventually(lambda: followed.is_current, within=5)
     assert await followed.is_revoked(rebuilt) is True
@@ -248,7 +251,7 @@ async def test_several_entries_in_one_announcement(
     tokens = [claims_of(access_claims()) for _ in range(3)]
     await revoke(redis_client, revocation_keys, *(("jti", claims.jti) for claims in tokens))
     for claims in tokens:
-        await eventually(lambda claims=claims: followed.is_revoked(claims), within=1.0)
+        await eventually(partial(followed.is_revoked, claims), within=1.0)
 
 
 async def test_the_periodic_rebuild_forgets_entries_that_are_gone(
@@ -326,27 +329,38 @@ async def test_a_silent_feed_falls_back_to_redis(
 ) -> None:
     """Pongs prove the feed is live; a feed that stops answering is not trusted past
     its lag bound (under a second), even while its connection stays open."""
-    await redis_client.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+    await redis_client.client_pause(1500, all=True)
     started = time.monotonic()
     try:
         await eventually(lambda: not followed.is_current, within=1.0)
         assert time.monotonic() - started < 1.0
     finally:
-        await redis_client.execute_command("CLIENT", "UNPAUSE")
+        await redis_client.client_unpause()
     await eventually(lambda: followed.is_current, within=5)
 
 
 async def test_without_the_marker_the_follower_never_trusts_its_filter(
+    redis_proxy: RedisCommandProxy,
     redis_client: aioredis.Redis,
     redis_prefix: str,
     revocation_keys: RevocationKeys,
 ) -> None:
     """A list being rebuilt (no marker) cannot seed the filter: every check goes to Redis,
     which fails closed, until the marker is back."""
-    followed = FollowedRevocationList(redis_client, redis_prefix, resync_delay=0.1)
+    redis = aioredis.Redis.from_url(redis_proxy.url, socket_timeout=1, socket_connect_timeout=1)
+    followed = FollowedRevocationList(redis, redis_prefix, resync_delay=0.1)
+    marker = revocation_keys.marker.encode()
+
+    def marker_reads() -> int:
+        return sum(
+            command[0].upper() == b"GET" and command[1:] == [marker]
+            for command in redis_proxy.commands
+        )
+
     await followed.start()
     try:
-        await asyncio.sleep(0.5)
+        # It scanned the list, found no marker, and looked again: three times over.
+        await eventually(lambda: marker_reads() >= 3, within=5)
         assert not followed.is_current
         with pytest.raises(GuardUnavailableError):
             await followed.is_revoked(claims_of(access_claims()))
@@ -355,6 +369,7 @@ async def test_without_the_marker_the_follower_never_trusts_its_filter(
         assert await followed.is_revoked(claims_of(access_claims())) is False
     finally:
         await followed.close()
+        await redis.aclose()
 
 
 async def test_a_flushed_redis_loses_nothing_the_filter_heard(

@@ -21,7 +21,7 @@ class _Thing(_Base):
     id: Mapped[int] = mapped_column(primary_key=True)
 
 
-_things = _Thing.__table__
+_things = _Base.metadata.tables[_Thing.__tablename__]  # `__table__` is typed as any FromClause
 
 
 @pytest.fixture

@@ -2,26 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
 
 from portcullis_shared.errors import InvalidTokenError
 from portcullis_shared.jwks import StaticKeySource
 from portcullis_shared.testing import TestTokens
 from portcullis_shared.verifier import MAX_TOKEN_BYTES, TokenVerifier
+from tests.clock import FakeClock
 
 
 async def test_a_cached_token_is_refused_once_it_expires() -> None:
     tokens = TestTokens(audience="posts")
+    clock = FakeClock()
     verifier = TokenVerifier(
-        StaticKeySource(tokens.jwks), issuer=tokens.issuer, audience="posts", leeway=0
+        StaticKeySource(tokens.jwks), issuer=tokens.issuer, audience="posts", leeway=0, clock=clock
     )
-    token = tokens.token(subject="u", client_id="c", ttl=1)
+    issued_at = int(clock())  # the token's second is the clock's: valid until it moves on
+    token = tokens.token(subject="u", client_id="c", iat=issued_at, exp=issued_at + 1)
     first = await verifier.verify(token)
     assert await verifier.verify(token) is first  # served from the cache
-    await asyncio.sleep(max(0.0, first.exp - time.time()) + 0.2)
+    clock.advance(max(0.0, first.exp - clock()) + 0.2)
     with pytest.raises(InvalidTokenError):
         await verifier.verify(token)
 

@@ -7,10 +7,24 @@ import json
 import click
 
 from portcullis_auth.db.models import OAuthClient
-from portcullis_auth.services.clients import GRANT_TYPES, ClientService, ClientSpec, CreatedClient
+from portcullis_auth.services.clients import (
+    DEVICE_CODE,
+    GRANT_TYPES,
+    ClientService,
+    ClientSpec,
+    CreatedClient,
+)
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_auth.settings import DEFAULT_AUDIENCE, AuthSettings
 from portcullis_cli.runner import friendly_errors, run
+
+GRANT_CHOICES = (*GRANT_TYPES, "device_code")
+"""The grant types by their RFC names, and `device_code` for the device grant's URN."""
+
+
+def grant_names(chosen: tuple[str, ...]) -> list[str]:
+    return [DEVICE_CODE if grant == "device_code" else grant for grant in chosen]
+
 
 THIRD_PARTY_LOGIN_WARNING = (
     "warning: this client will handle users' passwords (the password grant); give it only "
@@ -70,7 +84,7 @@ def client() -> None:
     "--grant",
     "grant_types",
     multiple=True,
-    type=click.Choice(GRANT_TYPES),
+    type=click.Choice(GRANT_CHOICES),
     required=True,
     help="A grant type the client may use (repeat for several).",
 )
@@ -87,8 +101,13 @@ def client() -> None:
     multiple=True,
     help="An audience the client may name; the first is the default.",
 )
-@click.option("--redirect-uri", "redirect_uris", multiple=True, help="A redirect URI (repeat).")
-@click.option("--public", is_flag=True, help="A client without a secret.")
+@click.option(
+    "--redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="Where authorization answers go (repeat); any port of http://127.0.0.1 matches.",
+)
+@click.option("--public", is_flag=True, help="A client without a secret (apps, SPAs, CLIs).")
 @click.option("--first-party", is_flag=True, help="A client of your own, trusted with user logins.")
 @click.option("--introspect", is_flag=True, help="May introspect other clients' tokens (RFC 7662).")
 @click.option("--json", "as_json", is_flag=True, help="Print the client as JSON.")
@@ -110,7 +129,7 @@ def client_create(
     async def work(uow: UnitOfWork, settings: AuthSettings) -> dict[str, object]:
         spec = ClientSpec(
             name=name,
-            grant_types=grant_types,
+            grant_types=grant_names(grant_types),
             scopes=scopes,
             default_scopes=default_scopes,
             audiences=audiences or (DEFAULT_AUDIENCE,),
@@ -161,7 +180,7 @@ def client_show(client_id: str, as_json: bool) -> None:
 @client.command("update")
 @click.argument("client_id")
 @click.option("--name")
-@click.option("--grant", "grant_types", multiple=True, type=click.Choice(GRANT_TYPES))
+@click.option("--grant", "grant_types", multiple=True, type=click.Choice(GRANT_CHOICES))
 @click.option("--scope", "scopes", multiple=True)
 @click.option("--default-scope", "default_scopes", multiple=True)
 @click.option("--audience", "audiences", multiple=True)
@@ -189,7 +208,7 @@ def client_update(
             found,
             settings.scopes.names,
             name=name,
-            grant_types=list(grant_types) or None,
+            grant_types=grant_names(grant_types) or None,
             scopes=list(scopes) or None,
             default_scopes=list(default_scopes) or None,
             audiences=list(audiences) or None,

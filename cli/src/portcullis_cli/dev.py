@@ -44,6 +44,7 @@ class DevState:
     demo_password: str
     password_client_id: str | None = None
     password_client_secret: str | None = None
+    playground_client_id: str | None = None
 
     @property
     def state_file(self) -> Path:
@@ -56,6 +57,7 @@ class DevState:
             "demo_password": self.demo_password,
             "password_client_id": self.password_client_id,
             "password_client_secret": self.password_client_secret,
+            "playground_client_id": self.playground_client_id,
         }
         self.state_file.write_text(json.dumps(data, indent=2))
         self.state_file.chmod(0o600)
@@ -116,6 +118,7 @@ def resource_environ(state: DevState, auth: AuthSettings, port: int) -> dict[str
             "PORTCULLIS_PORT": str(port),
             "PORTCULLIS_PASSWORD_CLIENT_ID": state.password_client_id or "",
             "PORTCULLIS_PASSWORD_CLIENT_SECRET": state.password_client_secret or "",
+            "PORTCULLIS_PLAYGROUND_CLIENT_ID": state.playground_client_id or "",
         },
     )
 
@@ -204,14 +207,20 @@ def dev(port: int, posts_port: int, data: Path) -> None:
             await UserService(uow.session, PasswordHasher()).create(DEMO_EMAIL, state.demo_password)
         return created
 
-    password_client = run(first_run, settings).get("password_client")
+    created = run(first_run, settings)
+    password_client, playground_client = (
+        created.get("password_client"),
+        created.get("playground_client"),
+    )
     if isinstance(password_client, dict):
         state = dataclasses.replace(
             state,
             password_client_id=str(password_client["client_id"]),
             password_client_secret=str(password_client["client_secret"]),
         )
-        state.save()
+    if isinstance(playground_client, dict):
+        state = dataclasses.replace(state, playground_client_id=str(playground_client["client_id"]))
+    state.save()
     click.echo(banner(state, settings, f"http://127.0.0.1:{posts_port}"))
     try:
         environ = resource_environ(state, settings, posts_port)

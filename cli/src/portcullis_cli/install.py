@@ -55,6 +55,7 @@ def installed_as_dict(installed: Installed) -> dict[str, object]:
     clients: dict[str, CreatedClient | None] = {
         "password_client": installed.password_client,
         "personal_access_client": installed.personal_access_client,
+        "playground_client": installed.playground_client,
     }
     for name, client in clients.items():
         if client is not None:

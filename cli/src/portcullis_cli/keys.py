@@ -8,7 +8,7 @@ from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.keys.service import KeyInfo, SigningKeyService
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_auth.settings import AuthSettings
-from portcullis_cli.runner import run
+from portcullis_cli.runner import friendly_errors, run
 
 
 def _service(uow: UnitOfWork, settings: AuthSettings) -> SigningKeyService:
@@ -31,12 +31,21 @@ def keys_generate() -> None:
 
 
 @keys.command("rotate")
-def keys_rotate() -> None:
+@click.option(
+    "--activate-in",
+    type=click.IntRange(min=0),
+    help="Seconds until the new key signs (default: the JWKS max-age and 60 s; never less "
+    "than the max-age).",
+)
+@friendly_errors
+def keys_rotate(activate_in: int | None) -> None:
     """Add a key that starts signing once every JWKS cache has seen it."""
 
     async def work(uow: UnitOfWork, settings: AuthSettings) -> tuple[str, str]:
         tokens = settings.tokens
-        key = await _service(uow, settings).rotate(tokens.signing_algorithm, tokens.jwks_max_age)
+        key = await _service(uow, settings).rotate(
+            tokens.signing_algorithm, tokens.jwks_max_age, activate_in
+        )
         return key.kid, key.activates_at.isoformat()
 
     kid, activates_at = run(work)

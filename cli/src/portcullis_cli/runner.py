@@ -20,16 +20,19 @@ from portcullis_auth.revocation.publisher import RevocationNotLandedError, Revoc
 from portcullis_auth.services.clients import ClientConfigError
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_auth.services.users import NoSuchUserError, UserExistsError
-from portcullis_auth.settings import AuthSettings, get_settings
-from portcullis_shared.environment import SettingsError
+from portcullis_auth.settings import AuthSettings
+from portcullis_shared.environment import SettingsError, load_dotenv_file
 from portcullis_shared.sql import create_engine, create_sessionmaker
 
 T = TypeVar("T")
 
 
-def load_settings() -> AuthSettings:
+def load_settings(*, require_redis: bool = False) -> AuthSettings:
+    """The auth service's settings. A command needs no Redis (revocations it makes are
+    copied there by the running auth service); serving does."""
+    load_dotenv_file()
     try:
-        return get_settings()
+        return AuthSettings.from_env(require_redis=require_redis)
     except SettingsError as exc:
         raise click.ClickException(f"configuration: {exc}") from None
 

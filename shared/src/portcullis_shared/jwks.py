@@ -14,7 +14,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import httpx
@@ -80,7 +80,10 @@ class JWKSCache:
         min_ttl: float = 30.0,
         max_ttl: float = 86_400.0,
         timeout: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock`: the seconds that max-age, `cooldown` and `max_stale` are measured in;
+        a parameter so that tests can move it on instead of waiting."""
         self.url = url
         self._client = client
         self._owns_client = client is None
@@ -89,6 +92,7 @@ class JWKSCache:
         self._min_ttl = min_ttl
         self._max_ttl = max_ttl
         self._timeout = timeout
+        self._clock = clock
         self._keys: dict[str, tuple[PublicKey, str | None]] = {}
         self._fetched_at = float("-inf")
         self._expires_at = float("-inf")
@@ -109,7 +113,7 @@ class JWKSCache:
             await self._client.aclose()
 
     async def get_key(self, kid: str) -> tuple[PublicKey, str | None]:
-        now = time.monotonic()
+        now = self._clock()
         # Keys past max_stale are refetched, not refused, while the auth service answers.
         stale = now - self._fetched_at > self._max_stale
         if now >= self._expires_at or stale or kid not in self._keys:
@@ -117,7 +121,7 @@ class JWKSCache:
                 await self._try_refresh()  # joins the fetch under way
             elif now - self._last_attempt >= self._cooldown:
                 await self._try_refresh()
-        if time.monotonic() - self._fetched_at > self._max_stale:
+        if self._clock() - self._fetched_at > self._max_stale:
             raise GuardUnavailableError("signing keys cannot be loaded")
         found = self._keys.get(kid)
         if found is None:
@@ -133,7 +137,7 @@ class JWKSCache:
     async def _refresh(self) -> None:
         """Fetch the JWKS; concurrent callers share one request."""
         if self._inflight is None or self._inflight.done():
-            self._last_attempt = time.monotonic()
+            self._last_attempt = self._clock()
             self._inflight = asyncio.ensure_future(self._fetch())
         await asyncio.shield(self._inflight)
 
@@ -144,7 +148,7 @@ class JWKSCache:
         response = await self._client.get(self.url, headers={"Accept": "application/json"})
         response.raise_for_status()
         keys = parse_jwks(response.json())
-        now = time.monotonic()
+        now = self._clock()
         self._keys = keys
         self._fetched_at = now
         self._expires_at = now + self._ttl(response.headers.get("cache-control"))

@@ -14,7 +14,8 @@ Principal` to be handed the token's principal (it is also `request.user`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -138,14 +139,20 @@ class PortcullisGuard(InitPlugin):
         *,
         keys: KeySource | None = None,
         revocations: RevocationList | None = None,
+        jwks_clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`jwks_clock`: what the JWKS cache measures max-age, cooldown and max-stale by
+        (a parameter so that tests can move it on instead of waiting)."""
         self.config = config
         self._jwks: JWKSCache | None = None
         if keys is None:
             if config.jwks_url is None:
                 raise ValueError("GuardConfig.jwks_url is required unless keys are given")
             self._jwks = JWKSCache(
-                config.jwks_url, cooldown=config.jwks_cooldown, max_stale=config.jwks_max_stale
+                config.jwks_url,
+                cooldown=config.jwks_cooldown,
+                max_stale=config.jwks_max_stale,
+                clock=jwks_clock,
             )
             keys = self._jwks
         self._redis: Redis | None = None

@@ -17,7 +17,7 @@ import binascii
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 import msgspec
 from joserfc.errors import JoseError
@@ -61,7 +61,11 @@ class TokenVerifier:
         audience: str | Collection[str],
         algorithms: Collection[str] = ASYMMETRIC_ALGORITHMS,
         leeway: int = 30,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """`clock`: the wall-clock time that `exp`, `iat` and `nbf` are checked against and
+        that ends the verified-token cache's entries; a parameter so that tests can move it
+        on instead of waiting."""
         unsupported = set(algorithms) - set(ASYMMETRIC_ALGORITHMS)
         if unsupported or not algorithms:
             raise ValueError(f"allowed algorithms must be among {', '.join(ASYMMETRIC_ALGORITHMS)}")
@@ -79,6 +83,7 @@ class TokenVerifier:
         """The library's model of each allowed algorithm: it knows the keys that fit it and
         checks signatures."""
         self._leeway = leeway
+        self._clock = clock
         self._claims_decoder = msgspec.json.Decoder(AccessTokenClaims)
         self._header_decoder = msgspec.json.Decoder()
         # Tokens whose signature and claims already checked out: a repeat costs a
@@ -95,11 +100,11 @@ class TokenVerifier:
         cached = self._verified.get(digest)
         if cached is not None:
             claims, good_until = cached
-            if time.time() < good_until:
+            if self._clock() < good_until:
                 return claims
             del self._verified[digest]
         claims = await self._verify_uncached(token)
-        now = time.time()
+        now = self._clock()
         self._verified[digest] = (
             claims,
             min(claims.exp + self._leeway, now + VERIFIED_CACHE_SECONDS),
@@ -164,7 +169,7 @@ class TokenVerifier:
         return {"alg": alg, "kid": kid}
 
     def _check_claims(self, claims: AccessTokenClaims) -> None:
-        now = int(time.time())
+        now = int(self._clock())
         if claims.iss != self._issuer:
             raise InvalidTokenError("wrong issuer")
         if claims.aud not in self._audiences:

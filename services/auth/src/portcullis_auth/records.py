@@ -26,6 +26,10 @@ class Client:
     """Scopes granted when a request names none."""
     audiences: tuple[str, ...]
     """Audiences (RFC 8707 resources) the client may name; the first is the default."""
+    redirect_uris: tuple[str, ...]
+    """Where authorization answers may go (RFC 6749 §3.1.2)."""
+    name: str
+    """What users are shown on consent and device pages."""
     first_party: bool
     personal_access: bool
     """The client personal access tokens are issued to."""
@@ -92,3 +96,44 @@ class IssuedAccessToken:
     """The grant it belongs to: its family, a personal access token, or itself."""
     expires_in: int
     scopes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    """An authorization code as found by its value."""
+
+    id: uuid.UUID
+    client_id: str
+    user: User
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    audience: str
+    code_challenge: str
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceAuthorization:
+    """A device authorization (RFC 8628) as its device polls for it."""
+
+    id: uuid.UUID
+    client_id: str
+    status: str
+    """pending, approved, denied or issued."""
+    user: User | None
+    """Who approved it (or denied it)."""
+    scopes: tuple[str, ...]
+    audience: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StartedDeviceAuthorization:
+    """What a device is told when it asks (RFC 8628 §3.2)."""
+
+    device_code: str = field(repr=False)
+    user_code: str
+    """As people read it: two groups of four letters."""
+    expires_in: int
+    interval: int

@@ -30,7 +30,9 @@ from portcullis_auth.revocation.publisher import (
 )
 from portcullis_auth.security.login_throttle import MemoryLoginThrottle, RedisLoginThrottle
 from portcullis_auth.security.passwords import PasswordHasher
+from portcullis_auth.services.authorization import AuthorizationService
 from portcullis_auth.services.clients import CachedClientStore, ClientCache
+from portcullis_auth.services.devices import DeviceService
 from portcullis_auth.services.token_records import AccessTokenRecorder, batch_writer
 from portcullis_auth.services.tokens import TokenService
 from portcullis_auth.services.unit_of_work import UnitOfWork
@@ -164,6 +166,8 @@ class AuthRuntime:
             users=UserService(uow.session, self.hasher),
             throttle=self.throttle,
             grants=tokens,
+            codes=AuthorizationService(uow.session, uow.revocations),
+            devices=DeviceService(uow.session, self.settings.tokens.device_poll_interval),
             issuer=tokens,
             audit=report,
             scopes=self.settings.scopes,

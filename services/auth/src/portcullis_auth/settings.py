@@ -73,6 +73,8 @@ class TokenSettings:
     """`Cache-Control: max-age` of the JWKS, seconds."""
     leeway: int = 30
     """Clock leeway, seconds."""
+    device_poll_interval: int = 5
+    """Seconds a device waits between polls for its tokens (RFC 8628 §3.2 `interval`)."""
     account_audiences: tuple[str, ...] = (DEFAULT_AUDIENCE,)
     """Audiences whose tokens the auth service's own bearer routes accept (personal
     access tokens, logout): a token meant for another service opens none of them."""
@@ -159,6 +161,7 @@ class AuthSettings:
                 pat_max_ttl=pat_max_ttl,
                 jwks_max_age=env.integer("JWKS_MAX_AGE", 300, minimum=0, maximum=DAY),
                 leeway=env.integer("LEEWAY", 30, minimum=0, maximum=60),
+                device_poll_interval=env.integer("DEVICE_POLL_INTERVAL", 5, minimum=1, maximum=60),
                 account_audiences=account_audiences(env),
             ),
             login=LoginSettings(

@@ -50,6 +50,8 @@ class ResourceSettings:
     """The first-party login proxy; None leaves its routes answering 503."""
     playground: bool = False
     """Serve the token playground at /playground."""
+    playground_client_id: str | None = None
+    """The public client the playground signs users in with (authorization code + PKCE)."""
 
     @classmethod
     def from_env(
@@ -68,6 +70,7 @@ class ResourceSettings:
             trusted_proxies=env.networks("TRUSTED_PROXIES"),
             proxy=PasswordProxySettings.from_env(env),
             playground=env.flag("PLAYGROUND", default=False),
+            playground_client_id=env.raw("PLAYGROUND_CLIENT_ID"),
         )
 
 

@@ -174,3 +174,86 @@ class Revocation(Base):
         Index("ix_revocations_expires_at", "expires_at"),
         Index("ix_revocations_kind_subject", "kind", "subject"),
     )
+
+
+class SignInSession(Base):
+    """A browser signed in to the auth service's own pages (sign-in, consent, devices)."""
+
+    __tablename__ = "sign_in_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """SHA-256 hex of the session cookie; the cookie itself is never stored."""
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_sign_in_sessions_user_id", "user_id"),)
+
+
+class Consent(Base):
+    """The scopes a user allowed a client: asked again only for more."""
+
+    __tablename__ = "consents"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    client_id: Mapped[str] = mapped_column(
+        String(100), ForeignKey("oauth_clients.id", ondelete="CASCADE"), primary_key=True
+    )
+    scopes: Mapped[list[str]]
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class AuthorizationCode(Base):
+    """An authorization code (RFC 6749 §4.1.2): single use, short-lived, bound to its
+    client, redirect URI and PKCE challenge."""
+
+    __tablename__ = "authorization_codes"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(100), ForeignKey("oauth_clients.id"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    redirect_uri: Mapped[str] = mapped_column(String(2000))
+    scopes: Mapped[list[str]]
+    audience: Mapped[str] = mapped_column(String(200))
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    """The S256 challenge (RFC 7636 §4.2) the verifier must answer."""
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    grant_id: Mapped[uuid.UUID | None]
+    """The refresh family its redemption opened: revoked when the code is used again."""
+
+    __table_args__ = (Index("ix_authorization_codes_expires_at", "expires_at"),)
+
+
+class DeviceAuthorization(Base):
+    """A device authorization request (RFC 8628 §3.1) and what became of it."""
+
+    __tablename__ = "device_authorizations"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    device_code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_code: Mapped[str] = mapped_column(String(16))
+    """Normalised: upper case, no separator."""
+    client_id: Mapped[str] = mapped_column(String(100), ForeignKey("oauth_clients.id"))
+    scopes: Mapped[list[str]]
+    audience: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16))
+    """pending, approved, denied or issued."""
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    interval: Mapped[int]
+    """Seconds the device must wait between polls (raised by each slow_down)."""
+    last_polled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    grant_id: Mapped[uuid.UUID | None]
+
+    __table_args__ = (
+        Index("ix_device_authorizations_user_code", "user_code"),
+        Index("ix_device_authorizations_expires_at", "expires_at"),
+    )

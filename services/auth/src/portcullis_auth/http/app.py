@@ -11,12 +11,20 @@ from litestar import Litestar
 from litestar.middleware.base import DefineMiddleware
 from redis.exceptions import RedisError
 
+from portcullis_auth.http.controllers.applications import (
+    ApplicationsPageController,
+    AuthorizedApplicationsController,
+)
+from portcullis_auth.http.controllers.assets import AssetsController
+from portcullis_auth.http.controllers.authorize import AuthorizeController
+from portcullis_auth.http.controllers.device import DeviceController
 from portcullis_auth.http.controllers.health import HealthController
 from portcullis_auth.http.controllers.personal_access import (
     LogoutController,
     PersonalAccessTokenController,
 )
 from portcullis_auth.http.controllers.revocation import RevocationController
+from portcullis_auth.http.controllers.sign_in import SignInController
 from portcullis_auth.http.controllers.token import token_endpoint
 from portcullis_auth.http.controllers.well_known import WellKnownController
 from portcullis_auth.http.cors import PersonalAccessCORS
@@ -75,6 +83,12 @@ def create_app(
     return Litestar(
         route_handlers=[
             token_endpoint,
+            AuthorizeController,
+            DeviceController,
+            SignInController,
+            ApplicationsPageController,
+            AuthorizedApplicationsController,
+            AssetsController,
             RevocationController,
             PersonalAccessTokenController,
             LogoutController,

@@ -17,6 +17,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
+from portcullis_auth.http.pages import render
+from portcullis_auth.http.pages.browser import PAGE_HEADERS, PageError
 from portcullis_auth.keys.keyring import NoSigningKeyError
 from portcullis_auth.oauth2.errors import OAuth2Error, TemporarilyUnavailableError
 from portcullis_auth.security.passwords import CallerGoneError, PasswordCheckQueueFullError
@@ -110,6 +112,12 @@ def caller_gone_handler(
     return error_response("invalid_request", "the client disconnected", 400)
 
 
+def page_error_handler(_: Request[Any, Any, Any], exc: PageError) -> Response[str]:
+    """A page's request refused: an HTML page saying why, never a redirect."""
+    body = render.page("Something is wrong", render.paragraph(exc.message, "error"))
+    return Response(body, status_code=exc.status, media_type=MediaType.HTML, headers=PAGE_HEADERS)
+
+
 def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:
     logger.error("unhandled %s", type(exc).__name__, exc_info=exc)
     return error_response("server_error", "internal error", 500)
@@ -127,6 +135,7 @@ def no_pat_client_handler(
 
 
 EXCEPTION_HANDLERS = {
+    PageError: page_error_handler,
     BearerError: bearer_error_handler,
     NoPersonalAccessClientError: no_pat_client_handler,
     OAuth2Error: oauth2_error_handler,

@@ -59,11 +59,23 @@ class SigningKeyService:
             )
         )
 
-    async def rotate(self, algorithm: str, jwks_max_age: int) -> SigningKey:
-        """Add a key that starts signing once every JWKS cache can have seen it."""
-        return await self.generate(
-            algorithm, activates_at=utcnow() + timedelta(seconds=jwks_max_age) + ROTATION_MARGIN
+    async def rotate(
+        self, algorithm: str, jwks_max_age: int, activate_in: int | None = None
+    ) -> SigningKey:
+        """Add a key that starts signing once every JWKS cache can have seen it: after
+        `activate_in` seconds (default the JWKS max-age and a margin), never sooner than
+        one max-age, which is how long a cache may keep the JWKS without the new key."""
+        delay = (
+            timedelta(seconds=jwks_max_age) + ROTATION_MARGIN
+            if activate_in is None
+            else timedelta(seconds=activate_in)
         )
+        if delay < timedelta(seconds=jwks_max_age):
+            raise ValueError(
+                f"a new key must be published at least the JWKS max-age ({jwks_max_age} s) "
+                "before it signs"
+            )
+        return await self.generate(algorithm, activates_at=utcnow() + delay)
 
     async def has_keys(self) -> bool:
         return bool(await self._keys.list())

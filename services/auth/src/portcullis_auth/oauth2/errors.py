@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from portcullis_auth.oauth2.audit import AuditEvent
-from portcullis_auth.records import RefreshFamily
+from portcullis_auth.records import AuthorizationCode, RefreshFamily
 
 
 class OAuth2Error(Exception):
@@ -62,8 +62,45 @@ class ReusedRefreshTokenError(InvalidGrantError):
         self.family = family
 
 
+class ReusedAuthorizationCodeError(InvalidGrantError):
+    """An authorization code presented a second time (RFC 6749 §4.1.2): whatever its first
+    use issued is revoked, and that revocation stands although the request fails."""
+
+    def __init__(self, code: AuthorizationCode) -> None:
+        super().__init__("the authorization code is invalid, expired or used", keep_changes=True)
+        self.code = code
+
+
 class UnauthorizedClientError(OAuth2Error):
     error = "unauthorized_client"
+
+
+class AccessDeniedError(OAuth2Error):
+    """The user said no (RFC 6749 §4.1.2.1, RFC 8628 §3.5)."""
+
+    error = "access_denied"
+
+
+class UnsupportedResponseTypeError(OAuth2Error):
+    error = "unsupported_response_type"
+
+
+class AuthorizationPendingError(OAuth2Error):
+    """RFC 8628 §3.5: the user has not answered yet; poll again after the interval."""
+
+    error = "authorization_pending"
+
+
+class SlowDownError(OAuth2Error):
+    """RFC 8628 §3.5: polling too fast; the interval grows by 5 seconds."""
+
+    error = "slow_down"
+
+
+class ExpiredTokenError(OAuth2Error):
+    """RFC 8628 §3.5: the device code expired; start over."""
+
+    error = "expired_token"
 
 
 class UnsupportedGrantTypeError(OAuth2Error):

@@ -14,10 +14,13 @@ from typing import Protocol
 
 from portcullis_auth.oauth2.audit import AuditEvent
 from portcullis_auth.records import (
+    AuthorizationCode,
     Client,
+    DeviceAuthorization,
     FoundRefreshToken,
     IssuedAccessToken,
     RefreshFamily,
+    StartedDeviceAuthorization,
     User,
 )
 
@@ -32,6 +35,11 @@ class ClientStore(Protocol):
     async def authenticate(self, client_id: str, secret: str | None) -> Client | None:
         """The active client `client_id`, if `secret` is its secret (None: a public
         client, which has none); else None."""
+        ...
+
+    async def find(self, client_id: str) -> Client | None:
+        """The active client `client_id`, unauthenticated (an authorization request names
+        its client; only the redirect URI check stands for it)."""
         ...
 
 
@@ -100,8 +108,9 @@ class TokenIssuer(Protocol):
         grant_type: str,
         scopes: frozenset[str],
         audience: str,
-    ) -> tuple[uuid.UUID, str]:
-        """Open a refresh family: its id and its first refresh token."""
+        refresh: bool = True,
+    ) -> tuple[uuid.UUID, str | None]:
+        """Open a family (the grant): its id and, with `refresh`, its first refresh token."""
         ...
 
     async def rotate(
@@ -114,4 +123,43 @@ class TokenIssuer(Protocol):
     ) -> tuple[IssuedAccessToken, str] | None:
         """Use the refresh token up: a new access token of its family and the successor
         refresh token, written together; None when another request used it first."""
+        ...
+
+
+class CodeStore(Protocol):
+    """Authorization codes (RFC 6749 §4.1), found by their value and used once."""
+
+    async def find_code(self, code: str) -> AuthorizationCode | None: ...
+
+    async def redeem_code(self, code_id: uuid.UUID) -> bool:
+        """Mark the code used, now; False when it was used already."""
+        ...
+
+    async def link_family(self, code_id: uuid.UUID, family_id: uuid.UUID) -> None:
+        """Note the family the code's use opened (what a second use will revoke)."""
+        ...
+
+    async def revoke_redeemed(self, code_id: uuid.UUID) -> None:
+        """End what the code's first use issued (its family and every token of it)."""
+        ...
+
+
+class DeviceStore(Protocol):
+    """Device authorizations (RFC 8628), started for a client and found by device code."""
+
+    async def start(
+        self, *, client: Client, scopes: frozenset[str], audience: str
+    ) -> StartedDeviceAuthorization:
+        """A new pending authorization, and what its device is told."""
+        ...
+
+    async def find_device_code(self, device_code: str) -> DeviceAuthorization | None: ...
+
+    async def record_poll(self, authorization_id: uuid.UUID) -> bool:
+        """Note a poll now; False (and the interval raised by 5 s) when it came sooner
+        than the interval allows."""
+        ...
+
+    async def mark_issued(self, authorization_id: uuid.UUID, family_id: uuid.UUID) -> bool:
+        """Approved becomes issued, once; False when it was not approved (any more)."""
         ...

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from portcullis_auth.oauth2.audit import AuditEvent
 from portcullis_auth.oauth2.client_auth import authenticate_client
-from portcullis_auth.oauth2.errors import OAuth2Error, ReusedRefreshTokenError
+from portcullis_auth.oauth2.errors import (
+    OAuth2Error,
+    ReusedAuthorizationCodeError,
+    ReusedRefreshTokenError,
+)
 from portcullis_auth.oauth2.grants.base import GrantContext, Plan
 from portcullis_auth.oauth2.grants.registry import DEFAULT_GRANTS, GrantRegistry
 from portcullis_auth.oauth2.request import TokenRequest
@@ -30,6 +34,10 @@ async def handle_token_request(
     except ReusedRefreshTokenError as reused:
         # RFC 9700 §4.14.2: a replayed refresh token ends its whole family.
         await context.grants.revoke_family(reused.family, reason="refresh_token_reuse")
+        raise
+    except ReusedAuthorizationCodeError as reused:
+        # RFC 6749 §4.1.2: a code used twice ends what its first use issued.
+        await context.codes.revoke_redeemed(reused.code.id)
         raise
     except OAuth2Error as refused:
         if refused.audit is not None:

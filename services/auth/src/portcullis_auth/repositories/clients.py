@@ -17,6 +17,8 @@ def client_record(row: OAuthClient) -> Client:
         scopes=tuple(row.scopes),
         default_scopes=tuple(row.default_scopes),
         audiences=tuple(row.audiences),
+        redirect_uris=tuple(row.redirect_uris),
+        name=row.name,
         first_party=row.first_party,
         personal_access=row.personal_access,
         introspect=row.introspect,

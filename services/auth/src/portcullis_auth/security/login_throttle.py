@@ -21,6 +21,7 @@ import hashlib
 import ipaddress
 import math
 import time
+from collections.abc import Callable
 
 from redis.asyncio import Redis
 
@@ -104,8 +105,19 @@ def throttle_keys(username: str, client_ip: str) -> tuple[str, str]:
 
 
 class RedisLoginThrottle:
-    def __init__(self, redis: Redis, settings: LoginSettings, prefix: str) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        settings: LoginSettings,
+        prefix: str,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`clock`: the wall-clock time attempts are stamped with and back-offs measured by
+        (the script reads no clock of Redis's); a parameter so that tests can move it on
+        instead of waiting."""
         self._settings = settings
+        self._clock = clock
         self._prefix = prefix + "login-failures:"
         self._begin = redis.register_script(_BEGIN_ATTEMPT)
         self._uncount = redis.register_script(_UNCOUNT)
@@ -119,7 +131,7 @@ class RedisLoginThrottle:
         wait = await self._begin(
             keys=self._keys(username, client_ip),
             args=[
-                time.time(),
+                self._clock(),
                 BACKOFF_BASE_SECONDS,
                 settings.max_backoff,
                 window,

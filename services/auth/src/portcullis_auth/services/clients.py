@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -31,9 +32,11 @@ from portcullis_auth.settings import DEFAULT_AUDIENCE
 CLIENT_CACHE_SECONDS = 5.0
 """How long the token endpoint may answer from a copy of a client's row."""
 
-GRANT_TYPES = ("password", "client_credentials", "refresh_token")
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_TYPES = ("authorization_code", DEVICE_CODE, "password", "client_credentials", "refresh_token")
 # Grants that need a client able to keep a secret.
 CONFIDENTIAL_ONLY_GRANTS = frozenset({"password", "client_credentials"})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "localhost"})
 
 
 class ClientConfigError(ValueError):
@@ -61,6 +64,24 @@ class CreatedClient:
     """Shown once; only its hash is stored."""
 
 
+def acceptable_redirect_uri(uri: str) -> bool:
+    """A redirect URI a client may register: absolute, no fragment (RFC 6749 §3.1.2), and
+    https unless it is a loopback URI or a native app's private-use scheme (RFC 8252 §7)."""
+    try:
+        parts = urlsplit(uri)
+        port = parts.port
+    except ValueError:
+        return False
+    if not parts.scheme or parts.fragment or "@" in parts.netloc:
+        return False
+    if parts.scheme == "https":
+        return bool(parts.netloc)
+    if parts.scheme == "http":
+        host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
+        return host in LOOPBACK_HOSTS
+    return "." in parts.scheme  # a reverse domain name: com.example.app:/callback
+
+
 def validate_client(
     *,
     grant_types: Sequence[str],
@@ -69,12 +90,27 @@ def validate_client(
     audiences: Sequence[str],
     public: bool,
     known_scopes: frozenset[str],
+    redirect_uris: Sequence[str] = (),
+    personal_access: bool = False,
 ) -> None:
     unknown_grants = set(grant_types) - set(GRANT_TYPES)
     if unknown_grants:
         raise ClientConfigError(f"unknown grant types: {', '.join(sorted(unknown_grants))}")
     if public and CONFIDENTIAL_ONLY_GRANTS & set(grant_types):
         raise ClientConfigError("a public client can use neither password nor client_credentials")
+    if not personal_access and not set(grant_types) - {"refresh_token"}:
+        raise ClientConfigError(
+            "the client could get no token: give it a grant that starts one "
+            "(authorization_code, device_code, password or client_credentials)"
+        )
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise ClientConfigError("the authorization_code grant needs at least one --redirect-uri")
+    for uri in redirect_uris:
+        if not acceptable_redirect_uri(uri):
+            raise ClientConfigError(
+                f"redirect URI {uri!r} must be https, a loopback http URI, or an app's own "
+                "scheme (com.example.app:/callback), and hold no fragment"
+            )
     unknown_scopes = set(scopes) - known_scopes
     if unknown_scopes:
         raise ClientConfigError(f"unknown scopes: {', '.join(sorted(unknown_scopes))}")
@@ -96,6 +132,8 @@ class ClientService:
             audiences=spec.audiences,
             public=spec.public,
             known_scopes=known_scopes,
+            redirect_uris=spec.redirect_uris,
+            personal_access=spec.personal_access,
         )
         secret = None if spec.public else generate_secret()
         client = OAuthClient(
@@ -138,6 +176,8 @@ class ClientService:
             audiences=client.audiences,
             public=client.is_public,
             known_scopes=known_scopes,
+            redirect_uris=client.redirect_uris,
+            personal_access=client.personal_access,
         )
         await self._clients.save(client)
 
@@ -149,7 +189,11 @@ class ClientService:
 
     async def authenticate(self, client_id: str, secret: str | None) -> Client | None:
         """The client these credentials prove, read now; None when they prove none."""
-        return _proven(await self._clients.get_active_record(client_id), secret)
+        return _proven(await self.find(client_id), secret)
+
+    async def find(self, client_id: str) -> Client | None:
+        """The active client, read now."""
+        return await self._clients.get_active_record(client_id)
 
 
 def _proven(client: Client | None, secret: str | None) -> Client | None:
@@ -173,6 +217,10 @@ class CachedClientStore:
 
     def __init__(self, cache: ClientCache) -> None:
         self._cache = cache
+
+    async def find(self, client_id: str) -> Client | None:
+        cached = self._cache.cached(client_id)
+        return cached if cached is not None else await self._cache.read(client_id)
 
     async def authenticate(self, client_id: str, secret: str | None) -> Client | None:
         cached = self._cache.cached(client_id)
@@ -205,10 +253,14 @@ class ClientCache:
         sessionmaker: async_sessionmaker[AsyncSession],
         ttl: float = CLIENT_CACHE_SECONDS,
         max_entries: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock`: the seconds a copy's age is measured in; a parameter so that tests can
+        move it on instead of waiting."""
         self._sessionmaker = sessionmaker
         self._ttl = ttl
         self._max_entries = max_entries
+        self._clock = clock
         self._entries: OrderedDict[str, tuple[float, Client]] = OrderedDict()
         self._reading: dict[str, asyncio.Task[Client | None]] = {}
         """The newest read of each row under way."""
@@ -220,7 +272,7 @@ class ClientCache:
         if entry is None:
             return None
         read_at, client = entry
-        if time.monotonic() - read_at >= self._ttl:
+        if self._clock() - read_at >= self._ttl:
             del self._entries[client_id]
             return None
         return client
@@ -253,7 +305,7 @@ class ClientCache:
         if newest:
             self._entries.pop(client_id, None)
             if client is not None:
-                self._entries[client_id] = (time.monotonic(), client)
+                self._entries[client_id] = (self._clock(), client)
                 while len(self._entries) > self._max_entries:
                     self._entries.popitem(last=False)  # the oldest read
         return client

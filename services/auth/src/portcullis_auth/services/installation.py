@@ -1,5 +1,6 @@
 """What a fresh deployment needs: a signing key, the password client, the personal
-access client. Installing twice creates nothing the second time."""
+access client, and the playground's client. Installing twice creates nothing the
+second time."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from portcullis_auth.settings import AuthSettings
 
 PASSWORD_CLIENT_NAME = "Portcullis Password Grant Client"  # noqa: S105 - a name
 PERSONAL_ACCESS_CLIENT_NAME = "Portcullis Personal Access Client"
+PLAYGROUND_CLIENT_NAME = "Portcullis Playground"
+PLAYGROUND_REDIRECT_URI = "http://127.0.0.1/playground/"
+"""The playground served on loopback, on any port (RFC 8252 §7.3); add the playground's
+public address with `portcullis client update` where it is served elsewhere."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +28,7 @@ class Installed:
     signing_key: str | None = None
     password_client: CreatedClient | None = None
     personal_access_client: CreatedClient | None = None
+    playground_client: CreatedClient | None = None
 
 
 async def install_defaults(session: AsyncSession, settings: AuthSettings) -> Installed:
@@ -57,4 +63,20 @@ async def install_defaults(session: AsyncSession, settings: AuthSettings) -> Ins
             ),
             names,
         )
-    return Installed(signing_key, password_client, personal_access_client)
+    playground_client = None
+    if await clients.find_by_name(PLAYGROUND_CLIENT_NAME) is None:
+        # A browser page keeps no secret: a public client, signing users in with the
+        # authorization code flow and PKCE.
+        playground_client = await clients.create(
+            ClientSpec(
+                name=PLAYGROUND_CLIENT_NAME,
+                grant_types=("authorization_code", "refresh_token"),
+                scopes=sorted(names),
+                default_scopes=unprivileged,
+                redirect_uris=(PLAYGROUND_REDIRECT_URI,),
+                public=True,
+                first_party=True,
+            ),
+            names,
+        )
+    return Installed(signing_key, password_client, personal_access_client, playground_client)

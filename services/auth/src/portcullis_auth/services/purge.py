@@ -22,6 +22,9 @@ async def purge(
         "access_tokens": PurgeRepository.access_tokens,
         "grants": PurgeRepository.grants,
         "revocations": PurgeRepository.revocations,
+        "authorization_codes": PurgeRepository.authorization_codes,
+        "device_authorizations": PurgeRepository.device_authorizations,
+        "sign_in_sessions": PurgeRepository.sign_in_sessions,
     }
     counts = dict.fromkeys(steps, 0)
     for name, step in steps.items():

@@ -100,8 +100,11 @@ class TokenService:
         grant_type: str,
         scopes: frozenset[str],
         audience: str,
-    ) -> tuple[uuid.UUID, str]:
-        """Open a refresh family and hand out its first refresh token."""
+        refresh: bool = True,
+    ) -> tuple[uuid.UUID, str | None]:
+        """Open a family (the grant) and, with `refresh`, hand out its first refresh
+        token. Without one the family still names the grant's tokens (their `sid`), so
+        that they can be revoked together."""
         now = utcnow()
         grant = await self._tokens.add_grant(
             Grant(
@@ -116,6 +119,8 @@ class TokenService:
                 revoked_at=None,
             )
         )
+        if not refresh:
+            return grant.id, None
         refresh_token, row = self._new_refresh_token(grant.expires_at, now)
         await self._tokens.add_refresh_token(row, grant.id)
         return grant.id, refresh_token

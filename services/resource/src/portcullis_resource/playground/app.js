@@ -1,8 +1,11 @@
 // Portcullis token playground. Tokens are kept in these variables only:
-// never in storage, cookies or the URL.
+// never in storage, cookies or the URL. "Sign in with Portcullis" keeps its PKCE
+// verifier and state in sessionStorage across the round trip to the auth service,
+// and removes them as soon as it is back.
 "use strict";
 
-const state = { accessToken: null, refreshToken: null, lastPatId: null };
+const state = { accessToken: null, refreshToken: null, lastPatId: null, via: "password" };
+const PKCE_KEY = "portcullis-playground-pkce";
 const $ = (id) => document.getElementById(id);
 
 function decodeSegment(segment) {
@@ -67,12 +70,21 @@ $("login-form").addEventListener("submit", async (event) => {
     json: { username: $("username").value, password: $("password").value, scope: $("scope").value },
   });
   $("password").value = "";
+  state.via = "password";
   if (result.ok) setTokens(result.body);
   else $("token-response").textContent = JSON.stringify(result.body, null, 2);
 });
 
+// Tokens from the code flow belong to the playground's own client: they are
+// refreshed and revoked as that client, through its own proxy routes.
+const routes = {
+  password: { refresh: "/api/oauth/refresh", revoke: "/api/oauth/revoke" },
+  code: { refresh: "/api/oauth/code/refresh", revoke: "/api/oauth/code/revoke" },
+};
+
 $("refresh").addEventListener("click", async () => {
-  const result = await call("POST /api/oauth/refresh", "POST", "/api/oauth/refresh", {
+  const path = routes[state.via].refresh;
+  const result = await call(`POST ${path}`, "POST", path, {
     json: { refresh_token: state.refreshToken || "" },
   });
   if (result.ok) setTokens(result.body);
@@ -80,7 +92,8 @@ $("refresh").addEventListener("click", async () => {
 
 $("revoke").addEventListener("click", async () => {
   // The token stays in memory, so the next call shows it refused.
-  await call("POST /api/oauth/revoke", "POST", "/api/oauth/revoke", { json: { token: state.accessToken || "" } });
+  const path = routes[state.via].revoke;
+  await call(`POST ${path}`, "POST", path, { json: { token: state.accessToken || "" } });
 });
 
 $("logout").addEventListener("click", async () => {
@@ -121,3 +134,68 @@ $("revoke-pat").addEventListener("click", async () => {
     $("revoke-pat").disabled = true;
   }
 });
+
+// --- Sign in with Portcullis: authorization code flow with PKCE (RFC 7636) ----------
+
+function base64url(bytes) {
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomString(size) {
+  return base64url(crypto.getRandomValues(new Uint8Array(size)));
+}
+
+async function s256(verifier) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+  return base64url(new Uint8Array(digest));
+}
+
+const redirectUri = () => `${location.origin}/playground/`;
+
+async function startSignIn(config) {
+  const verifier = randomString(32);
+  const flowState = randomString(16);
+  sessionStorage.setItem(PKCE_KEY, JSON.stringify({ verifier, state: flowState }));
+  const params = new URLSearchParams({
+    response_type: "code",
+    client_id: config.client_id,
+    redirect_uri: redirectUri(),
+    scope: $("scope").value,
+    state: flowState,
+    code_challenge: await s256(verifier),
+    code_challenge_method: "S256",
+  });
+  location.assign(`${config.authorize_url}?${params}`);
+}
+
+async function finishSignIn(config) {
+  const answer = new URLSearchParams(location.search);
+  if (!answer.has("code") && !answer.has("error")) return;
+  const saved = JSON.parse(sessionStorage.getItem(PKCE_KEY) || "null");
+  sessionStorage.removeItem(PKCE_KEY);
+  history.replaceState(null, "", location.pathname);  // the code leaves the address bar
+  const label = "Sign in with Portcullis";
+  if (!saved || answer.get("state") !== saved.state || answer.get("iss") !== config.issuer) {
+    $("token-response").textContent = `${label}: the answer does not belong to this page's request.`;
+    return;
+  }
+  if (answer.has("error")) {
+    $("token-response").textContent = `${label}: ${answer.get("error")} (${answer.get("error_description") || ""})`;
+    return;
+  }
+  const result = await call("POST /api/oauth/code/token", "POST", "/api/oauth/code/token", {
+    json: { code: answer.get("code"), code_verifier: saved.verifier, redirect_uri: redirectUri() },
+  });
+  state.via = "code";
+  if (result.ok) setTokens(result.body);
+}
+
+(async () => {
+  const response = await fetch("/playground/config.json");
+  const config = await response.json();
+  if (!config.client_id) return;
+  const button = $("sign-in-portcullis");
+  button.hidden = false;
+  button.addEventListener("click", () => startSignIn(config));
+  await finishSignIn(config);
+})();

@@ -8,6 +8,8 @@ from portcullis_auth.oauth2.grants.registry import DEFAULT_GRANTS
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_shared.dependencies import Injected
 
+CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
 
 class WellKnownController(Controller):
     @get("/.well-known/jwks.json", media_type="application/jwk-set+json")
@@ -24,16 +26,21 @@ class WellKnownController(Controller):
         issuer = settings.tokens.issuer
         return {
             "issuer": issuer,
+            "authorization_endpoint": f"{issuer}/oauth/authorize",
             "token_endpoint": f"{issuer}/oauth/token",
+            "device_authorization_endpoint": f"{issuer}/oauth/device/code",
+            "revocation_endpoint": f"{issuer}/oauth/revoke",
+            "introspection_endpoint": f"{issuer}/oauth/introspect",
             "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "scopes_supported": sorted(settings.scopes.names),
-            "response_types_supported": [],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
             "grant_types_supported": DEFAULT_GRANTS.grant_types,
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
+            "token_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+            "revocation_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
+            "introspection_endpoint_auth_methods_supported": CLIENT_AUTH_METHODS,
         }
 
     @get("/oauth/scopes", media_type=MediaType.JSON)

@@ -14,10 +14,12 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Generic, TypeVar
 
-from portcullis_auth.oauth2.errors import UnauthorizedClientError
+from portcullis_auth.oauth2.errors import InvalidGrantError, UnauthorizedClientError
 from portcullis_auth.oauth2.ports import (
     AuditHook,
     ClientStore,
+    CodeStore,
+    DeviceStore,
     GrantStore,
     LoginThrottle,
     TokenIssuer,
@@ -37,6 +39,8 @@ class GrantContext:
     users: UserAuthenticator
     throttle: LoginThrottle
     grants: GrantStore
+    codes: CodeStore
+    devices: DeviceStore
     issuer: TokenIssuer
     audit: AuditHook
     scopes: ScopeRegistry
@@ -83,3 +87,25 @@ class Grant(ABC, Generic[PlanT]):
     @abstractmethod
     async def issue(self, plan: PlanT) -> TokenResponse:
         """Issue what a validated request allows."""
+
+
+def check_still_allowed(
+    client: Client,
+    grant_type: str,
+    scopes: tuple[str, ...],
+    user: User | None,
+    registry: ScopeRegistry,
+) -> None:
+    """Checked again whenever a grant issues later than it was given (a refresh, a code
+    redeemed, a device approved): the client may still use the grant and the scopes,
+    and the user is still active and still holds them."""
+    if grant_type not in client.grant_types:
+        raise InvalidGrantError("the client may no longer use the grant this token came from")
+    if not set(scopes) <= set(client.scopes) & registry.names:
+        raise InvalidGrantError("the client is no longer allowed this grant's scopes")
+    if user is None:
+        return
+    if not user.active:
+        raise InvalidGrantError("the user can no longer be issued tokens")
+    if not user.is_admin and any(registry.is_privileged(s) for s in scopes):
+        raise InvalidGrantError("the user no longer holds this grant's scopes")

@@ -1,17 +1,14 @@
 """Resource owner password credentials grant (RFC 6749 §4.3).
 
 Only for confidential clients allowed it. Unknown user and wrong password
-give the same answer in the same time; repeated failures per (username,
-client IP), and per client IP, back off with 429.
+give the same answer in the same time; repeated failures back off with 429
+(`password_check.py`).
 """
 
 from __future__ import annotations
 
-import contextlib
-
-from portcullis_auth.oauth2.audit import AuditEvent
-from portcullis_auth.oauth2.errors import InvalidGrantError, TooManyAttemptsError
 from portcullis_auth.oauth2.grants.base import Grant, Plan
+from portcullis_auth.oauth2.password_check import check_password
 from portcullis_auth.oauth2.request import TokenRequest
 from portcullis_auth.oauth2.responses import TokenResponse
 from portcullis_auth.oauth2.scopes import parse_requested_scope, resolve_audience, resolve_scopes
@@ -28,27 +25,15 @@ class PasswordGrant(Grant[Plan]):
         requested = parse_requested_scope(request.get("scope"), self.context.scopes)
         audience = resolve_audience(request.get("resource"), client)
 
-        throttle = self.context.throttle
-        # Counted before the password is checked: parallel guesses all count.
-        wait = await throttle.begin_attempt(username, request.client_ip)
-        if wait > 0:
-            raise TooManyAttemptsError(wait)
-        try:
-            user = await self.context.users.authenticate(
-                username, password, client_ip=request.client_ip, caller_gone=request.caller_gone
-            )
-        except BaseException:
-            # Not checked (no room in the queue, the caller gone, a backend down): not a
-            # failure either, so a real user's retries in a flood never lock them out.
-            with contextlib.suppress(Exception):
-                await throttle.withdraw(username, request.client_ip)
-            raise
-        if user is None:
-            raise InvalidGrantError(
-                "invalid username or password",
-                audit=AuditEvent("login_failed", {"client": client.id}),
-            )
-        await throttle.succeeded(username, request.client_ip)
+        user = await check_password(
+            self.context.users,
+            self.context.throttle,
+            username=username,
+            password=password,
+            client_ip=request.client_ip,
+            client_id=client.id,
+            caller_gone=request.caller_gone,
+        )
         scopes = resolve_scopes(requested, client, user, self.context.scopes)
         return Plan(client=client, user=user, scopes=scopes, audience=audience)
 

@@ -17,7 +17,7 @@ from portcullis_auth.oauth2.errors import (
     InvalidScopeError,
     ReusedRefreshTokenError,
 )
-from portcullis_auth.oauth2.grants.base import Grant, Plan
+from portcullis_auth.oauth2.grants.base import Grant, Plan, check_still_allowed
 from portcullis_auth.oauth2.request import TokenRequest
 from portcullis_auth.oauth2.responses import TokenResponse
 from portcullis_auth.oauth2.scopes import parse_requested_scope, resolve_audience
@@ -91,15 +91,7 @@ class RefreshTokenGrant(Grant[RefreshPlan]):
 
     def _still_allowed(self, client: Client, found: FoundRefreshToken) -> None:
         """Every refresh checks again that user and client may still hold this grant."""
-        registry = self.context.scopes
         family, user = found.family, found.user
-        if family.grant_type not in client.grant_types:
-            raise InvalidGrantError("the client may no longer use the grant this token came from")
-        if not set(family.scopes) <= set(client.scopes) & registry.names:
-            raise InvalidGrantError("the client is no longer allowed this grant's scopes")
-        if family.user_id is None:
-            return
-        if user is None or not user.active:
-            raise InvalidGrantError(_INVALID)
-        if not user.is_admin and any(registry.is_privileged(s) for s in family.scopes):
-            raise InvalidGrantError("the user no longer holds this grant's scopes")
+        if family.user_id is not None and user is None:
+            raise InvalidGrantError(_INVALID)  # the family's user is gone
+        check_still_allowed(client, family.grant_type, family.scopes, user, self.context.scopes)

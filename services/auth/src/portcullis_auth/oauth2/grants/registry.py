@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from portcullis_auth.oauth2.errors import UnsupportedGrantTypeError
+from portcullis_auth.oauth2.grants.authorization_code import AuthorizationCodeGrant
 from portcullis_auth.oauth2.grants.base import Grant, GrantContext
 from portcullis_auth.oauth2.grants.client_credentials import ClientCredentialsGrant
+from portcullis_auth.oauth2.grants.device_code import DeviceCodeGrant
 from portcullis_auth.oauth2.grants.password import PasswordGrant
 from portcullis_auth.oauth2.grants.refresh_token import RefreshTokenGrant
 
@@ -27,4 +29,12 @@ class GrantRegistry:
         return grant(context)
 
 
-DEFAULT_GRANTS = GrantRegistry([PasswordGrant, ClientCredentialsGrant, RefreshTokenGrant])
+DEFAULT_GRANTS = GrantRegistry(
+    [
+        AuthorizationCodeGrant,
+        DeviceCodeGrant,
+        PasswordGrant,
+        ClientCredentialsGrant,
+        RefreshTokenGrant,
+    ]
+)

@@ -6,6 +6,9 @@ from importlib import resources
 
 from litestar import Controller, Response, get
 
+from portcullis_resource.runtime import ResourceRuntime
+from portcullis_shared.dependencies import Injected
+
 # No asset from another site, no inline script, no framing.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'",
@@ -32,6 +35,19 @@ class PlaygroundController(Controller):
     @get("/app.js")
     async def script(self) -> Response[bytes]:
         return _asset("app.js", "text/javascript; charset=utf-8")
+
+    @get("/config.json")
+    async def config(self, runtime: Injected[ResourceRuntime]) -> Response[dict[str, str | None]]:
+        """What the page needs to sign a user in with the authorization code flow."""
+        settings = runtime.settings
+        return Response(
+            {
+                "issuer": settings.guard.issuer,
+                "authorize_url": f"{settings.guard.issuer}/oauth/authorize",
+                "client_id": settings.playground_client_id,
+            },
+            headers=SECURITY_HEADERS,
+        )
 
     @get("/style.css")
     async def style(self) -> Response[bytes]:

@@ -109,6 +109,39 @@ class LoginProxyController(Controller):
             request, runtime, "/oauth/revoke", ("token", "token_type_hint"), {}, required=("token",)
         )
 
+    @post("/code/token", request_max_body_size=MAX_BODY_BYTES)
+    async def code_token(
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
+    ) -> Response[Any]:
+        """The playground's authorization code, exchanged as its public client (PKCE)."""
+        return await self._forward_public(
+            request,
+            runtime,
+            "/oauth/token",
+            ("code", "code_verifier", "redirect_uri"),
+            {"grant_type": "authorization_code"},
+        )
+
+    @post("/code/refresh", request_max_body_size=MAX_BODY_BYTES)
+    async def code_refresh(
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
+    ) -> Response[Any]:
+        return await self._forward_public(
+            request,
+            runtime,
+            "/oauth/token",
+            ("refresh_token", "scope"),
+            {"grant_type": "refresh_token"},
+        )
+
+    @post("/code/revoke", request_max_body_size=MAX_BODY_BYTES)
+    async def code_revoke(
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
+    ) -> Response[Any]:
+        return await self._forward_public(
+            request, runtime, "/oauth/revoke", ("token", "token_type_hint"), {}
+        )
+
     @get("/personal-access-tokens")
     async def list_personal_access_tokens(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
@@ -166,6 +199,29 @@ class LoginProxyController(Controller):
             request,
             data={**fields, **fixed},
             auth=(proxy.client_id, proxy.client_secret),
+        )
+
+    async def _forward_public(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: ResourceRuntime,
+        path: str,
+        allowed: tuple[str, ...],
+        fixed: dict[str, str],
+    ) -> Response[Any]:
+        """As the playground's public client: its id, no secret (it has none)."""
+        proxy, client_id = runtime.settings.proxy, runtime.settings.playground_client_id
+        if proxy is None or client_id is None:
+            return _error(503, "temporarily_unavailable", "the playground client is not configured")
+        try:
+            fields = await read_fields(request, allowed)
+        except ProxyError as exc:
+            return _error(400, "invalid_request", str(exc))
+        missing = [name for name in allowed[:1] if not fields.get(name)]
+        if missing:
+            return _error(400, "invalid_request", f"missing field: {', '.join(missing)}")
+        return await self._send(
+            runtime, proxy, "POST", path, request, data={**fields, **fixed, "client_id": client_id}
         )
 
     async def _forward_bearer(

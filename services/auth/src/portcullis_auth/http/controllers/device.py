@@ -1,0 +1,191 @@
+"""The device flow's two ends (RFC 8628): POST /oauth/device/code for the device, and
+GET/POST /oauth/device for its user.
+
+A signed-in user types the code the device shows (or follows the link with it
+filled in), sees which application asks for what, and allows or denies.
+Wrong codes count per (sign-in session, client address) and per address with
+the login throttle's back-off (§5.1), so guessing a live code does not pay.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, MediaType, Request, Response, post
+from litestar import get as http_get
+
+from portcullis_auth.http.errors import NO_STORE
+from portcullis_auth.http.pages import render
+from portcullis_auth.http.pages.browser import (
+    PAGE_HEADERS,
+    PageError,
+    csrf_token,
+    page_browser,
+    read_form,
+    with_browser,
+)
+from portcullis_auth.http.pages.session import signed_in, to_sign_in
+from portcullis_auth.oauth2.device import start_device_authorization
+from portcullis_auth.oauth2.errors import OAuth2Error
+from portcullis_auth.oauth2.request import TokenRequest, parse_form
+from portcullis_auth.oauth2.scopes import resolve_scopes
+from portcullis_auth.runtime import AuthRuntime
+from portcullis_auth.services.clients import ClientService
+from portcullis_auth.services.devices import DeviceService, display_user_code, normalise_user_code
+from portcullis_auth.services.sign_in import SignedIn
+from portcullis_auth.services.unit_of_work import UnitOfWork
+from portcullis_shared.client_ip import client_ip
+from portcullis_shared.dependencies import Injected
+
+DEVICE_PATH = "/oauth/device"
+MAX_BODY_BYTES = 16 * 1024
+
+
+class DeviceController(Controller):
+    include_in_schema = False
+
+    @post("/oauth/device/code", request_max_body_size=MAX_BODY_BYTES, status_code=200)
+    async def start(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Injected[AuthRuntime],
+        uow: Injected[UnitOfWork],
+    ) -> Response[dict[str, object]]:
+        """§3.1: a device asks; a public client sends its `client_id` alone."""
+        form = parse_form(await request.body(), request.headers.get("content-type"))
+        token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
+        body = await start_device_authorization(
+            token_request,
+            ClientService(uow.session),
+            DeviceService(uow.session, runtime.settings.tokens.device_poll_interval),
+            runtime.settings.scopes,
+            runtime.settings.tokens.issuer,
+        )
+        return Response(body, media_type=MediaType.JSON, headers=NO_STORE)
+
+    @http_get(DEVICE_PATH)
+    async def enter_code(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Injected[AuthRuntime],
+        uow: Injected[UnitOfWork],
+    ) -> Response[Any]:
+        user = await signed_in(uow, request)
+        if user is None:
+            return to_sign_in(request)
+        return _code_page(runtime, request, user, request.query_params.get("user_code", ""))
+
+    @post(DEVICE_PATH, status_code=200)
+    async def check_code(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Injected[AuthRuntime],
+        uow: Injected[UnitOfWork],
+    ) -> Response[Any]:
+        form = await read_form(runtime, request)
+        user = await signed_in(uow, request)
+        if user is None:
+            raise PageError("You are signed out. Sign in and type the code again.")
+        typed = form.get("user_code", "")
+        guesser = f"device-code\x00{user.session_id}"
+        address = _address(runtime, request)
+        wait = await runtime.throttle.begin_attempt(guesser, address)
+        if wait > 0:
+            response = _code_page(
+                runtime, request, user, typed, "Too many wrong codes. Wait, then try again.", 429
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
+        code = normalise_user_code(typed)
+        devices = DeviceService(uow.session)
+        pending = None if code is None else await devices.pending(code)
+        if pending is None:
+            return _code_page(
+                runtime, request, user, typed, "That code is wrong, used or expired.", 400
+            )
+        await runtime.throttle.succeeded(guesser, address)
+        client = await ClientService(uow.session).find(pending.client_id)
+        if client is None:
+            raise PageError("The application asking for access is no longer registered.")
+        try:
+            resolve_scopes(frozenset(pending.scopes), client, user.user, runtime.settings.scopes)
+            allowed = True
+        except OAuth2Error:
+            allowed = False  # a privileged scope, and this user may not grant it
+        csrf = csrf_token(runtime, page_browser(request))
+        buttons = (
+            render.button("Allow", name="decision", value="approve") if allowed else ""
+        ) + render.button("Deny", name="decision", value="deny")
+        body = render.page(
+            f"Allow {client.name} on your device?",
+            render.paragraph(
+                f"Signed in as {user.email}. The device showing {display_user_code(code or '')} "
+                f"asks to act for you as {client.name} with:"
+            ),
+            render.scope_list(pending.scopes, runtime.settings.scopes.descriptions),
+            ""
+            if allowed
+            else render.paragraph("It asks for more than your account holds: deny it.", "error"),
+            render.form(
+                f"{DEVICE_PATH}/answer", csrf, buttons, fields={"authorization": str(pending.id)}
+            ),
+        )
+        return with_browser(
+            runtime, request, Response(body, media_type=MediaType.HTML, headers=PAGE_HEADERS)
+        )
+
+    @post(f"{DEVICE_PATH}/answer", status_code=200)
+    async def answer(
+        self,
+        request: Request[Any, Any, Any],
+        runtime: Injected[AuthRuntime],
+        uow: Injected[UnitOfWork],
+    ) -> Response[str]:
+        form = await read_form(runtime, request)
+        user = await signed_in(uow, request)
+        if user is None:
+            raise PageError("You are signed out. Sign in and type the code again.")
+        try:
+            authorization_id = uuid.UUID(form.get("authorization", ""))
+        except ValueError:
+            raise PageError("The form could not be read.") from None
+        approved = form.get("decision") == "approve"
+        if not await DeviceService(uow.session).answer(authorization_id, user.user.id, approved):
+            raise PageError("That request was already answered or has expired.")
+        outcome = "allowed" if approved else "denied"
+        body = render.page(
+            "Done", render.paragraph(f"You {outcome} the request. You may go back to your device.")
+        )
+        return Response(body, media_type=MediaType.HTML, headers=PAGE_HEADERS)
+
+
+def _address(runtime: AuthRuntime, request: Request[Any, Any, Any]) -> str:
+    return client_ip(
+        request.client.host if request.client else None,
+        ", ".join(request.headers.getall("x-forwarded-for", [])) or None,
+        runtime.settings.server.trusted_proxies,
+    )
+
+
+def _code_page(
+    runtime: AuthRuntime,
+    request: Request[Any, Any, Any],
+    user: SignedIn,
+    typed: str,
+    problem: str | None = None,
+    status: int = 200,
+) -> Response[str]:
+    csrf = csrf_token(runtime, page_browser(request))
+    body = render.page(
+        "Connect a device",
+        render.paragraph(f"Signed in as {user.email}. Type the code your device shows."),
+        render.paragraph(problem, "error") if problem else "",
+        render.form(
+            DEVICE_PATH,
+            csrf,
+            render.text_input("user_code", "Code", value=typed) + render.button("Continue"),
+        ),
+    )
+    response = Response(body, status_code=status, media_type=MediaType.HTML, headers=PAGE_HEADERS)
+    return with_browser(runtime, request, response)
