@@ -23,11 +23,14 @@ dev: install ## Run the stack on embedded defaults (SQLite, data in .portcullis/
 test: install ## Run every test (needs Postgres and Redis, or a Docker engine)
 	$(BIN)/pytest
 
-lint: install ## ruff check, ruff format --check, mypy --strict and the import rules
+lint: install ## ruff, mypy --strict, the import rules, the compose file and the manifests
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(BIN)/kubernetes-validate --kubernetes-version 1.31.0 --strict --quiet \
+		$(filter-out deploy/k8s/kustomization.yaml,$(wildcard deploy/k8s/*.yaml))
 
 format: install ## Format and auto-fix
 	$(BIN)/ruff format .
