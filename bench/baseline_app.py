@@ -4,7 +4,7 @@
 handlers, guards and database, behind a plugin that trusts every request as a
 fixed reader. It never ships: it lives here, outside every package.
 `python -m bench.baseline_app PORT` serves it as `portcullis serve resource` serves the
-posts service (`portcullis_shared.serving.serve`).
+posts service (`portcullis_shared.serving.serve`, the factory `baseline_app`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from portcullis_resource.http.app import create_app
 from portcullis_resource.settings import ResourceSettings
 from portcullis_shared.guards import provide_principal
 from portcullis_shared.principal import Principal
-from portcullis_shared.serving import serve
+from portcullis_shared.serving import serve, worker_app
 
 READER = Principal(
     subject=str(uuid.UUID(int=1)),
@@ -64,5 +64,10 @@ def baseline() -> Litestar:
     return create_app(settings, guard=NoTokenCheck())  # type: ignore[arg-type]
 
 
+def baseline_app() -> Litestar:
+    """What a worker serving the baseline runs."""
+    return worker_app(baseline())
+
+
 if __name__ == "__main__":
-    serve(baseline(), host="127.0.0.1", port=int(sys.argv[1]))
+    serve("bench.baseline_app:baseline_app", host="127.0.0.1", port=int(sys.argv[1]))

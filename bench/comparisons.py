@@ -93,3 +93,17 @@ def paired(
         statistics.median(ratios),
         [round(r, 3) for r in ratios],
     )
+
+
+def wrk_alone_in_turns(*served: Served) -> list[Figure]:
+    """Each load alone on its server, the servers in turns, each run's figure carrying the
+    part of a core its server used: requests per CPU-second is `rps / cpu_share`."""
+    runs: list[list[Figure]] = [[] for _ in served]
+    for load, _ in served:
+        probe(load)
+        wrk_once(load, WARM_UP)
+    for run in range(RUNS):
+        order = list(zip(served, runs, strict=True))
+        for one, figures in order if run % 2 == 0 else reversed(order):
+            figures.extend(_wrk_together([one], DURATION))
+    return [median_run(figures) for figures in runs]

@@ -9,11 +9,12 @@ import base64
 
 import httpx
 
-from bench.comparisons import paired, wrk_interleaved, wrk_side_by_side
+from bench.comparisons import paired, wrk_alone_in_turns, wrk_interleaved, wrk_side_by_side
 from bench.figures import Results
 from bench.portcullis_cli import Client
 from bench.raw_rates import RawSigning, argon2_verify, raw_rate
 from bench.refresh_chains import RefreshChains
+from bench.servers import Server
 from bench.settings import CONNECTIONS
 from bench.stack import Accounts, Stack
 from bench.tokens import TokenSource
@@ -33,6 +34,7 @@ def measure(stack: Stack, twins: Twins, accounts: Accounts) -> Results:
 
     path, headers = _posts_path_and_headers(stack, tokens)
     results.update(_posts(stack, tokens, path, headers))
+    results.update(_servers(stack, headers))
     results.update(_token_endpoint(stack, accounts, tokens, signing))
     results.update(_scaling(stack, twins, accounts, tokens, path))
     results["peak_rss_mib"] = {server.name: server.peak_rss_mib() for server in stack.servers}
@@ -71,6 +73,42 @@ def _posts(stack: Stack, tokens: TokenSource, path: str, headers: dict[str, str]
         (results[f"{name}_side_by_side"],) = wrk_side_by_side(
             (baseline, stack.baseline), (load, stack.posts)
         )
+    return results
+
+
+def _servers(stack: Stack, headers: dict[str, str]) -> Results:
+    """GET /api/me with a repeated token (the guard and the framework, no database: what a
+    server's own cost shows most in) on posts services served three ways, side by side on
+    the server core: Granian (what `portcullis serve` runs), stock uvicorn, and uvicorn
+    with the transport the services used to run. Then Granian with 1 and 2 workers, each
+    alone in turns (on the one server core: what a second worker costs, not what it gains).
+    Each is stopped once measured."""
+    results: Results = {}
+    granian = stack.posts_served_with("granian")
+    uvicorn = stack.posts_served_with("uvicorn")
+    one_write = stack.posts_served_with("uvicorn-one-write")
+    two_workers = stack.posts_served_with("granian", workers=2)
+
+    def load(server: Server) -> Load:
+        return Load(f"{server.url}/api/me", headers=headers)
+
+    for server in (granian, uvicorn, one_write):
+        stack.start(server)
+    (
+        results["server_uvicorn"],
+        results["server_uvicorn_one_write"],
+    ) = wrk_side_by_side(
+        (load(granian), granian), (load(uvicorn), uvicorn), (load(one_write), one_write)
+    )
+    stack.stop(uvicorn)
+    stack.stop(one_write)
+    stack.start(two_workers)
+    (
+        results["workers_1"],
+        results["workers_2"],
+    ) = wrk_alone_in_turns((load(granian), granian), (load(two_workers), two_workers))
+    stack.stop(granian)
+    stack.stop(two_workers)
     return results
 
 
@@ -117,7 +155,9 @@ def _scaling(
     # Scaling: each twin in turns with the service it varies (the post is in their
     # shared database), a new token each request, so that every request looks its
     # key up and checks its signature.
-    read = twins.setup()
+    read = twins.setup(path, tokens.user_token("read-posts")["access_token"])
+    results["posts_1M_revoked_ready_s"] = read.ready_seconds
+    results["posts_1M_revoked_first_answer_s"] = read.first_answer_seconds
     results["revocation_filter_resync_s"] = read.seconds
     results["revocation_filter_entries"] = read.entries
     new_tokens = tokens.new_tokens()

@@ -65,11 +65,37 @@ class Server:
         raise RuntimeError(f"{self.name} never logged {pattern!r}; see {self.log}")
 
     def cpu_seconds(self) -> float:
+        """CPU time of the server's processes: a server may run its app in workers."""
+        self._check_running()
+        ticks = 0
+        for pid in self._processes():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone since it was listed
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
+    def _check_running(self) -> None:
         assert self.process is not None
         if self.process.poll() is not None:
             raise RuntimeError(f"{self.name} exited ({self.process.returncode}); see {self.log}")
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _processes(self) -> list[int]:
+        """The server's process and its descendants."""
+        assert self.process is not None
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+        tree = [self.process.pid]
+        for pid in tree:
+            tree.extend(child for child, parent in parents.items() if parent == pid)
+        return tree
 
     def wait_until_idle(self, timeout: float = 30) -> None:
         """Until the server uses under a tenth of a core: the requests a load left in
@@ -83,14 +109,18 @@ class Server:
         raise RuntimeError(f"{self.name} stayed busy after its load; see {self.log}")
 
     def peak_rss_mib(self) -> float:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited ({self.process.returncode}); see {self.log}")
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        found = re.search(r"VmHWM:\s+(\d+) kB", status)
-        if found is None:
-            raise RuntimeError(f"{self.name}: no VmHWM in /proc/{self.process.pid}/status")
-        return round(int(found.group(1)) / 1024, 1)
+        """The sum of the peak resident memory of the server's processes."""
+        self._check_running()
+        kib = 0
+        for pid in self._processes():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            found = re.search(r"VmHWM:\s+(\d+) kB", status)
+            if found is not None:
+                kib += int(found.group(1))
+        return round(kib / 1024, 1)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

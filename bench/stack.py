@@ -89,6 +89,33 @@ class Stack:
             self.start(server)
         return Accounts(password_client=password_client, machine=machine, password=password)
 
+    def posts_served_with(self, server: str, *, workers: int = 1) -> Server:
+        """Another posts service on this stack's database, served by `server` (see
+        `bench.serve_with`); with several workers, as `portcullis serve resource` runs."""
+        environ = {**self.posts_env, "PORTCULLIS_PORT": str(free_port())}
+        if workers > 1:
+            return Server(
+                f"posts-{workers}-workers",
+                [str(BIN / "portcullis"), "serve", "resource", "--no-migrate"],
+                {**environ, "PORTCULLIS_WORKERS": str(workers)},
+                f"http://127.0.0.1:{environ['PORTCULLIS_PORT']}",
+                self.workdir / f"posts-{workers}-workers.log",
+            )
+        return Server(
+            f"posts-{server}",
+            [
+                str(BIN / "python"),
+                "-m",
+                "bench.serve_with",
+                server,
+                "portcullis_resource.http.app:serving_app",
+                environ["PORTCULLIS_PORT"],
+            ],
+            {**environ, "PYTHONPATH": str(ROOT)},
+            f"http://127.0.0.1:{environ['PORTCULLIS_PORT']}",
+            self.workdir / f"posts-{server}.log",
+        )
+
     def portcullis_server(self, name: str, service: str, environ: dict[str, str]) -> Server:
         """`portcullis serve <service>` on `environ`, its log in the bench's directory."""
         return Server(
@@ -102,6 +129,11 @@ class Stack:
     def start(self, server: Server) -> None:
         self.servers.append(server)
         server.start()
+
+    def stop(self, server: Server) -> None:
+        """Stop a server before the others (it leaves the peak-memory figures)."""
+        server.stop()
+        self.servers.remove(server)
 
     def teardown(self, *, failed: bool) -> None:
         """Every step runs whatever the others do; a failed run keeps its logs."""

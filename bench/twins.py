@@ -85,10 +85,27 @@ async def _fill_token_tables(url: str) -> None:
     )
 
 
+def _until_ok(url: str, headers: dict[str, str], timeout: float = 60) -> float:
+    """When (monotonic) `url` first answered 200, asking every 10 ms."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, headers=headers, timeout=5).status_code == 200:
+                return time.monotonic()
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.01)
+    raise RuntimeError(f"{url} never answered 200")
+
+
 @dataclass(frozen=True)
 class FilterRead:
-    """What the 1M twin logged of reading its revocation filter at start."""
+    """How the 1M twin started: seconds from its process starting until `/readyz`
+    said ready and until it answered a token, and what it logged of reading its
+    revocation filter (in the background: checks ask Redis until it is read)."""
 
+    ready_seconds: float
+    first_answer_seconds: float
     entries: int
     seconds: float
 
@@ -125,8 +142,9 @@ class Twins:
         self.posts_20_keys = stack.portcullis_server("posts-20-keys", "resource", posts_20_keys_env)
         self.auth_1m = stack.portcullis_server("auth-1M-rows", "auth", self.auth_1m_env)
 
-    def setup(self) -> FilterRead:
-        """The twins' data written, then each twin started; what the 1M twin read."""
+    def setup(self, path: str, token: str) -> FilterRead:
+        """The twins' data written, then each twin started; how the 1M twin started
+        (`path` with `token` is its first request)."""
         _fill_redis(self.revoked_prefix)
         client = redis.Redis.from_url(REDIS_URL)
         client.set(f"{self.revoked_prefix}revocations:marker", 1)
@@ -140,11 +158,19 @@ class Twins:
         asyncio.run(_fill_token_tables(self.auth_1m_env["PORTCULLIS_DATABASE_URL"]))
         time.sleep(5)  # let Postgres settle after writing three million rows
         # One at a time, so that the 1M list is read with the core to itself.
+        started = time.monotonic()
         self.stack.start(self.posts_1m)
+        ready = _until_ok(f"{self.posts_1m.url}/readyz", {}) - started
+        first = _until_ok(self.posts_1m.url + path, {"Authorization": f"Bearer {token}"})
         synced = self.posts_1m.wait_for_log(SYNCED)
         if int(synced.group(1)) < MILLION:
             raise RuntimeError(f"the 1M twin read only {synced.group(1)} entries")
-        read = FilterRead(entries=int(synced.group(1)), seconds=float(synced.group(2)))
+        read = FilterRead(
+            ready_seconds=ready,
+            first_answer_seconds=first - started,
+            entries=int(synced.group(1)),
+            seconds=float(synced.group(2)),
+        )
         self.stack.start(self.posts_20_keys)
         self.posts_20_keys.wait_for_log(SYNCED)
         self.stack.start(self.auth_1m)

@@ -371,6 +371,7 @@ async def test_a_throttled_login_is_429_without_a_password_check(core: Core) -> 
         await core.ask(grant_type="password", username="ada@example.com", password="x")
     assert refused.value.headers["Retry-After"] == "30"
     assert core.throttle.log == ["begin ada@example.com"]
+    assert core.event_names() == ["login_throttled"]
 
 
 async def test_a_password_never_checked_is_not_counted_as_a_failure(core: Core) -> None:
@@ -459,6 +460,7 @@ async def test_any_other_repeat_revokes_the_family(
     assert refused.value.keep_changes  # the revocation is committed though the request fails
     assert core.tokens.revoked == [(found.family.id, "refresh_token_reuse")]
     assert core.tokens.rotated == []
+    assert core.event_names() == ["refresh_token_reused"]
 
 
 @pytest.mark.parametrize(

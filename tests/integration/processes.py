@@ -140,7 +140,16 @@ class Cli:
     """Another installation's `portcullis` (default: the one beside this interpreter)."""
 
     def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        completed = subprocess.run(
+        completed = self.attempt(*args, stdin=stdin)
+        assert completed.returncode == 0, (
+            f"portcullis {' '.join(args)} exited {completed.returncode}\n"
+            f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+        )
+        return completed
+
+    def attempt(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`portcullis ...`, whether or not it succeeds."""
+        return subprocess.run(
             [self.executable or portcullis_executable(), *args],
             input=stdin,
             capture_output=True,
@@ -150,11 +159,6 @@ class Cli:
             timeout=CLI_TIMEOUT,
             check=False,
         )
-        assert completed.returncode == 0, (
-            f"portcullis {' '.join(args)} exited {completed.returncode}\n"
-            f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
-        )
-        return completed
 
     def json(self, *args: str, stdin: str | None = None) -> Any:
         return json.loads(self.run(*args, "--json", stdin=stdin).stdout)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,10 +95,13 @@ async def running_stack(
     *,
     auth_settings: dict[str, str] | None = None,
     posts_settings: dict[str, str] | None = None,
+    while_auth_down: Callable[[ServiceProcess], None] | None = None,
 ) -> AsyncIterator[Stack]:
     """Both services up, with users and clients; everything removed afterwards.
 
-    `auth_settings` / `posts_settings`: more PORTCULLIS_* variables for either service."""
+    `auth_settings` / `posts_settings`: more PORTCULLIS_* variables for either service.
+    `while_auth_down`: start the posts service first and call this with it before the
+    auth service starts (as Compose and Kubernetes may start them)."""
     suffix = secrets.token_hex(5)
     auth_db, posts_db = f"portcullis_sa_{suffix}", f"portcullis_sp_{suffix}"
     await create_database(postgres_url, auth_db, template=template_database)
@@ -185,8 +188,13 @@ async def running_stack(
         log_path=Path(workdir) / "posts.log",
     )
     try:
-        auth.start()
-        posts.start()
+        if while_auth_down is None:
+            auth.start()
+            posts.start()
+        else:
+            posts.start()
+            while_auth_down(posts)
+            auth.start()
         yield Stack(
             auth_url=auth_url,
             posts_url=posts_url,

@@ -135,7 +135,17 @@ def proxy_request(n: int) -> bytes:
     )
 
 
-@pytest.mark.parametrize("way", ["direct", "through-the-proxy", "pipelined"])
+PIPELINED_HANG_UP_UNSEEN = pytest.mark.xfail(
+    strict=True,
+    reason="the server notices a hang-up only when it reads the connection again, which it "
+    "does not while a pipelined request waits behind the login (docs/security.md)",
+)
+
+
+@pytest.mark.parametrize(
+    "way",
+    ["direct", "through-the-proxy", pytest.param("pipelined", marks=PIPELINED_HANG_UP_UNSEEN)],
+)
 def test_abandoned_logins_are_dropped_unhashed(stack: Stack, way: str) -> None:
     """Password requests whose callers hang up leave the hashing queue at once, whichever
     way the requests came: only those whose turn came while their callers waited are

@@ -1,11 +1,63 @@
-"""The posts service's first-party login proxy, between real processes."""
+"""The posts service's first-party login proxy, between real processes.
+
+Both services write JSON log lines here (PORTCULLIS_LOG_FORMAT=json), so that a
+test can follow a login's request id into the auth service's log.
+"""
 
 from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import requests
 
-from tests.integration.stack import READ, WRITE, Stack
+from tests.integration.processes import ServiceProcess
+from tests.integration.stack import READ, WRITE, Stack, running_stack
+
+JSON_LOGS = {"PORTCULLIS_LOG_FORMAT": "json"}
+LOG_WAIT = 5.0
+
+
+@pytest.fixture(scope="module")
+async def stack(
+    postgres_url: str,
+    redis_url: str,
+    template_database: str,
+    resource_template_database: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Stack]:
+    """As the shared one, with both services logging JSON lines."""
+    async with running_stack(
+        postgres_url,
+        redis_url,
+        template_database,
+        resource_template_database,
+        tmp_path_factory.mktemp("stack"),
+        auth_settings=JSON_LOGS,
+        posts_settings=JSON_LOGS,
+    ) as running:
+        yield running
+
+
+def logged_line(
+    service: ServiceProcess, wanted: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    """The first JSON line of `service`'s output that is `wanted`, waiting for its
+    log writer (which writes every few hundredths of a second)."""
+    deadline = time.monotonic() + LOG_WAIT
+    while True:
+        for text in service.output().splitlines():
+            if text.startswith("{"):
+                line = json.loads(text)
+                if wanted(line):
+                    return dict(line)
+        assert time.monotonic() < deadline, f"no such line in:\n{service.output()}"
+        time.sleep(0.05)
 
 
 def proxy(stack: Stack, path: str, **kwargs: object) -> requests.Response:
@@ -164,3 +216,47 @@ def test_revoking_a_personal_access_token_through_the_proxy_says_where_to_go(
     assert answer.json()["error"] == "unauthorized_client"
     assert "personal-access-tokens" in answer.json()["error_description"]
     assert stack.posts_call("GET", "/api/posts", pat["access_token"]).status_code == 200
+
+
+def login(stack: Stack, headers: dict[str, str] | None = None) -> requests.Response:
+    answer = proxy(
+        stack,
+        "/password/token",
+        json={"username": "ada@example.com", "password": stack.passwords["ada@example.com"]},
+        headers=headers or {},
+    )
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def issued_with(request_id: str) -> Callable[[dict[str, Any]], bool]:
+    return lambda line: line.get("request_id") == request_id and line.get("event") == "token_issued"
+
+
+def test_the_callers_request_id_follows_a_login_into_the_auth_service(stack: Stack) -> None:
+    request_id = f"login-{secrets.token_hex(8)}"
+    answer = login(stack, {"X-Request-ID": request_id})
+    assert answer.headers["X-Request-ID"] == request_id
+    line = logged_line(stack.auth, issued_with(request_id))
+    assert line["grant_type"] == "password"
+    assert line["client"] == stack.password_client.client_id
+    assert line["logger"] == "portcullis.events"
+    # The posts service's own line for the call it made, under the same id.
+    call = logged_line(
+        stack.posts, lambda line: line.get("request_id") == request_id and line["logger"] == "httpx"
+    )
+    assert "/oauth/token" in call["message"]
+
+
+def test_a_login_without_a_request_id_gets_one_that_both_services_use(stack: Stack) -> None:
+    request_id = login(stack).headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    logged_line(stack.auth, issued_with(request_id))
+
+
+def test_a_malformed_request_id_is_replaced_before_any_service_logs_it(stack: Stack) -> None:
+    forged = 'x" level=ERROR message="forged'
+    request_id = login(stack, {"X-Request-ID": forged}).headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)
+    logged_line(stack.auth, issued_with(request_id))
+    assert "forged" not in stack.auth.output() + stack.posts.output()

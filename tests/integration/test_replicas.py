@@ -4,7 +4,9 @@ What a cluster relies on: a token from either auth process works at every posts
 process; a refresh token rotated at one auth process and replayed at the other
 revokes its family; a revocation through either reaches both posts processes
 within a second; after `keys rotate` and its activation, both auth processes
-sign with the new key and both posts processes accept old and new tokens.
+sign with the new key and both posts processes accept old and new tokens. The
+second process of each service runs two workers (`PORTCULLIS_WORKERS`), as a
+container serving with several would.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +39,8 @@ from tests.integration.test_revocation import refused_within
 
 READ = "read-posts"
 JWKS_MAX_AGE = 2
+WORKERS = ("1", "2")
+"""Worker processes of the first and the second process of each service."""
 
 
 @dataclass
@@ -113,11 +118,11 @@ async def cluster(
         ServiceProcess(
             [executable("portcullis"), "serve", "auth"],
             base_url=f"http://127.0.0.1:{port}",
-            environ={**base, "PORTCULLIS_PORT": str(port)},
+            environ={**base, "PORTCULLIS_PORT": str(port), "PORTCULLIS_WORKERS": workers},
             cwd=workdir,
             log_path=workdir / f"auth-{port}.log",
         )
-        for port in auth_ports
+        for port, workers in zip(auth_ports, WORKERS, strict=True)
     ] + [
         ServiceProcess(
             [executable("portcullis"), "serve", "resource"],
@@ -132,11 +137,12 @@ async def cluster(
                 "PORTCULLIS_REDIS_URL": redis_url,
                 "PORTCULLIS_REDIS_PREFIX": prefix,
                 "PORTCULLIS_PORT": str(port),
+                "PORTCULLIS_WORKERS": workers,
             },
             cwd=workdir,
             log_path=workdir / f"posts-{port}.log",
         )
-        for port, auth_port in zip(posts_ports, auth_ports, strict=True)
+        for port, auth_port, workers in zip(posts_ports, auth_ports, WORKERS, strict=True)
     ]
     try:
         for process in processes:
@@ -181,6 +187,19 @@ class _PostsOnly:
     def posts_call(self, method: str, path: str, token: str | None) -> requests.Response:
         headers = {} if token is None else {"Authorization": f"Bearer {token}"}
         return requests.request(method, f"{self.posts_url}{path}", headers=headers, timeout=10)
+
+
+def worker_processes(service: ServiceProcess) -> list[int]:
+    assert service.process is not None
+    pid = service.process.pid
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def test_each_process_runs_the_workers_it_is_given(cluster: Cluster) -> None:
+    auth, posts = cluster.processes[:2], cluster.processes[2:]
+    for service in (*auth, *posts):
+        assert service.environ["PORTCULLIS_WORKERS"] in WORKERS
+        assert len(worker_processes(service)) == int(service.environ["PORTCULLIS_WORKERS"])
 
 
 def test_a_token_from_either_auth_process_works_at_every_posts_process(cluster: Cluster) -> None:
@@ -228,8 +247,13 @@ def test_after_a_rotation_both_sign_with_the_new_key_and_old_tokens_still_work(
     old = [cluster.login(auth_url)["access_token"] for auth_url in cluster.auth_urls]
     old_kid = kid_of(old[0])
     assert kid_of(old[1]) == old_kid
-    activate_in = JWKS_MAX_AGE + 1
-    cluster.cli.run("keys", "rotate", "--activate-in", str(activate_in))
+    # The least allowed: every auth worker has read the new key (within 50 s), then a
+    # JWKS max-age for the caches. Any sooner and a worker that has not read it yet
+    # could serve a JWKS without it to a cache that then refuses the new key's tokens.
+    too_soon = cluster.cli.attempt("keys", "rotate", "--activate-in", str(JWKS_MAX_AGE + 49))
+    assert too_soon.returncode != 0
+    assert "at least 52 s" in too_soon.stderr
+    cluster.cli.run("keys", "rotate", "--activate-in", str(JWKS_MAX_AGE + 50))
     new: dict[str, str] = {}
     # Each auth process reads its keys again within a minute at most (its reload period).
     deadline = time.monotonic() + 90

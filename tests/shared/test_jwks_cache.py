@@ -302,6 +302,48 @@ async def test_nothing_cached_and_server_down_fails_closed(
     assert key.thumbprint() == rsa_key.key.thumbprint()
 
 
+def holds_keys(cache: JWKSCache) -> bool:
+    """`cache.has_keys`, read afresh (a property the type checker would take as fixed)."""
+    return cache.has_keys
+
+
+async def test_keys_arrive_soon_after_the_server_comes_up(
+    make_cache: MakeCache, jwks_server: JWKSServer, rsa_key: SigningKey
+) -> None:
+    """A resource service started before the auth service keeps trying in the background:
+    no token has to come along, and no cooldown (here an hour that never passes) waits."""
+    jwks_server.stop()
+    cache = make_cache(jwks_server.url, cooldown=3600, timeout=0.5, retry_interval=0.05)
+    await cache.start()
+    assert not holds_keys(cache)
+    with pytest.raises(GuardUnavailableError):
+        await cache.get_key(rsa_key.kid)
+    jwks_server.start()
+    for _ in range(200):
+        if holds_keys(cache):
+            break
+        await asyncio.sleep(0.01)
+    assert holds_keys(cache)
+    key, _ = await cache.get_key(rsa_key.kid)
+    assert key.thumbprint() == rsa_key.key.thumbprint()
+    requests = jwks_server.requests
+    await asyncio.sleep(0.2)
+    assert jwks_server.requests == requests  # held: the retries stop
+
+
+async def test_keys_that_never_arrive_are_retried_until_close(
+    make_cache: MakeCache, jwks_server: JWKSServer
+) -> None:
+    jwks_server.stop()
+    cache = make_cache(jwks_server.url, timeout=0.5, retry_interval=0.05)
+    await cache.start()
+    await cache.close()  # stops the retries
+    jwks_server.start()
+    await asyncio.sleep(0.2)
+    assert jwks_server.requests == 0
+    assert not cache.has_keys
+
+
 @pytest.mark.parametrize("status", [500, 503, 404])
 async def test_error_answer_from_the_server_keeps_cached_keys(
     make_cache: MakeCache,

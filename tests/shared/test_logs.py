@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
+import logging.config
+import sys
 import time
 
 import pytest
 
-from portcullis_shared.logs import BatchingHandler, logging_config
+from portcullis_shared.logs import (
+    EVENT_FIELDS,
+    BatchingHandler,
+    JsonFormatter,
+    logging_config,
+    server_log_config,
+)
 
 
 def _record(message: str, *args: object) -> logging.LogRecord:
@@ -90,3 +99,82 @@ def test_the_services_log_through_it() -> None:
         for handler in logging.getLogger().handlers:
             handler.close()
         logging.getLogger().handlers.clear()
+
+
+def _json_lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_are_one_object_per_record_whatever_the_message_holds() -> None:
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, interval=60)
+    handler.setFormatter(JsonFormatter())
+    forged = 'user "x"\n{"level": "CRITICAL"}\r\u2028\u2029\x85\x00 done'
+    handler.handle(_record("%s", forged))
+    handler.handle(_record("plain"))
+    handler.close()
+    lines = _json_lines(stream)
+    assert [line["message"] for line in lines] == [forged, "plain"]
+    assert stream.getvalue().count("\n") == 2
+
+
+def test_json_lines_carry_an_events_fields_as_keys_of_their_own() -> None:
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, interval=60)
+    handler.setFormatter(JsonFormatter())
+    record = _record("event=token_issued grant_type=password")
+    setattr(
+        record,
+        EVENT_FIELDS,
+        {"event": "token_issued", "grant_type": "password", "level": "forged", "count": 3},
+    )
+    handler.handle(record)
+    handler.close()
+    (line,) = _json_lines(stream)
+    assert line["event"] == "token_issued"
+    assert line["grant_type"] == "password"
+    assert line["count"] == 3
+    assert line["level"] == "INFO"  # a field never replaces the line's own keys
+    assert line["message"] == "event=token_issued grant_type=password"
+
+
+def test_json_lines_hold_a_logged_exception_in_one_line() -> None:
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, interval=60)
+    handler.setFormatter(JsonFormatter())
+    try:
+        raise ValueError("broken")
+    except ValueError:
+        record = logging.LogRecord(
+            "portcullis.test", logging.ERROR, __file__, 1, "failed", None, sys.exc_info()
+        )
+    handler.handle(record)
+    handler.close()
+    (line,) = _json_lines(stream)
+    assert "ValueError: broken" in str(line["exception"])
+
+
+def test_the_services_write_json_lines_when_asked() -> None:
+    config = logging_config("json")
+    config.configure()
+    try:
+        (handler,) = logging.getLogger().handlers
+        assert isinstance(handler.formatter, JsonFormatter)
+    finally:
+        for handler in logging.getLogger().handlers:
+            handler.close()
+        logging.getLogger().handlers.clear()
+    with pytest.raises(ValueError, match="log_format"):
+        logging_config("xml")
+
+
+def test_the_servers_own_lines_are_json_too_when_asked() -> None:
+    assert server_log_config("text") is None
+    config = server_log_config("json")
+    assert config is not None
+    # What Granian hands to logging.config.dictConfig, in its process and each worker's.
+    formatter = config["formatters"]["json"]["()"]
+    assert logging.config.BaseConfigurator({}).resolve(formatter) is JsonFormatter
+    assert config["handlers"]["server"]["formatter"] == "json"
+    for name in ("_granian", "granian.access"):
+        assert config["loggers"][name]["handlers"] == ["server"]

@@ -158,7 +158,7 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
     from portcullis_resource.settings import ResourceSettings  # noqa: PLC0415
     from portcullis_shared.plugin import PortcullisGuard  # noqa: PLC0415
     from portcullis_shared.revocation import MemoryRevocationList  # noqa: PLC0415
-    from portcullis_shared.serving import tune_garbage_collector, uvicorn_options  # noqa: PLC0415
+    from portcullis_shared.serving import tune_garbage_collector  # noqa: PLC0415
 
     revocations = MemoryRevocationList()
     runtime = AuthRuntime.create(settings, local_revocations=revocations)
@@ -169,7 +169,16 @@ async def serve_both(settings: AuthSettings, resource_env: dict[str, str], posts
         keys=runtime.keyring,  # the same process: no JWKS round trip needed
         revocations=None if posts_settings.guard.redis_url else revocations,
     )
-    common: dict[str, Any] = {"host": "127.0.0.1", **uvicorn_options()}
+    # uvicorn serves two apps in one event loop, which the serve commands' server cannot.
+    # No access log (query strings can carry credentials), no proxy headers (each service
+    # judges X-Forwarded-For by its own setting), no WebSockets.
+    common: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "access_log": False,
+        "proxy_headers": False,
+        "log_level": "info",
+        "ws": "none",
+    }
     servers = [
         uvicorn.Server(
             uvicorn.Config(create_app(runtime=runtime), port=settings.server.port, **common)

@@ -41,6 +41,11 @@ class EnvReader:
         value = self._environ.get(PREFIX + name)
         return None if value is None or value.strip() == "" else value.strip()
 
+    def unprefixed(self, name: str) -> str | None:
+        """A variable another standard names (OTEL_*), read as it is named."""
+        value = self._environ.get(name)
+        return None if value is None or value.strip() == "" else value.strip()
+
     def text(self, name: str, default: str | None = None) -> str:
         value = self.raw(name)
         if value is not None:

@@ -5,12 +5,17 @@ An unknown `kid` triggers a refresh at most once per cooldown, and concurrent
 misses share that one fetch, so a flood of forged kids costs the auth service
 nothing. When the auth service cannot be reached, the cached keys keep
 working for a bounded time (default 24 h); with nothing usable cached, key
-lookups fail closed.
+lookups fail closed. A cache that holds no keys yet (the resource service
+started before the auth service) retries in the background every
+`retry_interval` until keys arrive, so the first token after the auth service
+comes up is served without waiting out the cooldown; `has_keys` tells a
+readiness probe whether keys are held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import time
@@ -21,6 +26,7 @@ import httpx
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from portcullis_shared.errors import GuardUnavailableError, InvalidTokenError
+from portcullis_shared.metrics import JWKS_FETCH_FAILURES, JWKS_FETCHES
 
 logger = logging.getLogger("portcullis.jwks")
 
@@ -80,10 +86,12 @@ class JWKSCache:
         min_ttl: float = 30.0,
         max_ttl: float = 86_400.0,
         timeout: float = 3.0,
+        retry_interval: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`clock`: the seconds that max-age, `cooldown` and `max_stale` are measured in;
-        a parameter so that tests can move it on instead of waiting."""
+        """`retry_interval`: real seconds between attempts while no keys are held;
+        `clock`: the seconds that max-age, `cooldown` and `max_stale` are measured in
+        (a parameter so that tests can move it on instead of waiting)."""
         self.url = url
         self._client = client
         self._owns_client = client is None
@@ -92,23 +100,50 @@ class JWKSCache:
         self._min_ttl = min_ttl
         self._max_ttl = max_ttl
         self._timeout = timeout
+        self._retry_interval = retry_interval
         self._clock = clock
         self._keys: dict[str, tuple[PublicKey, str | None]] = {}
         self._fetched_at = float("-inf")
         self._expires_at = float("-inf")
         self._last_attempt = float("-inf")
         self._inflight: asyncio.Task[None] | None = None
+        self._loader: asyncio.Task[None] | None = None
         self.fetch_count = 0
         """How many fetches were started (for tests and metrics)."""
 
+    @property
+    def has_keys(self) -> bool:
+        """True while keys are held that lookups may use (fetched within max_stale)."""
+        return bool(self._keys) and self._clock() - self._fetched_at <= self._max_stale
+
     async def start(self) -> None:
-        """Load the keys once; an unreachable auth service is logged, not fatal."""
+        """Load the keys; while the auth service cannot be reached, keep trying in the
+        background (lookups fail closed until keys arrive)."""
         try:
             await self._refresh()
         except Exception as exc:  # noqa: BLE001 - lookups fail closed until keys arrive
-            logger.warning("JWKS not loaded from %s: %s", self.url, type(exc).__name__)
+            logger.warning(
+                "JWKS not loaded from %s: %s; retrying every %.1f s",
+                self.url,
+                type(exc).__name__,
+                self._retry_interval,
+            )
+        if not self.has_keys:
+            self._loader = asyncio.create_task(self._load_until_held())
+
+    async def _load_until_held(self) -> None:
+        while not self.has_keys:
+            await asyncio.sleep(self._retry_interval)
+            with contextlib.suppress(Exception):  # logged once at start; quiet until it works
+                await self._refresh()
+        logger.info("JWKS loaded from %s", self.url)
 
     async def close(self) -> None:
+        loader, self._loader = self._loader, None
+        if loader is not None:
+            loader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loader
         if self._client is not None and self._owns_client:
             await self._client.aclose()
 
@@ -143,11 +178,16 @@ class JWKSCache:
 
     async def _fetch(self) -> None:
         self.fetch_count += 1
+        JWKS_FETCHES.inc()
         if self._client is None:
             self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
-        response = await self._client.get(self.url, headers={"Accept": "application/json"})
-        response.raise_for_status()
-        keys = parse_jwks(response.json())
+        try:
+            response = await self._client.get(self.url, headers={"Accept": "application/json"})
+            response.raise_for_status()
+            keys = parse_jwks(response.json())
+        except Exception:
+            JWKS_FETCH_FAILURES.inc()
+            raise
         now = self._clock()
         self._keys = keys
         self._fetched_at = now

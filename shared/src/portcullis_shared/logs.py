@@ -7,6 +7,11 @@ token request went to logging. `BatchingHandler` only appends the record to a
 deque; a writer thread formats and writes whatever has gathered, a few times a
 second, with one write per batch. A record reaches stderr at most `interval`
 seconds late; `close()` (run at exit) writes what is left.
+
+`PORTCULLIS_LOG_FORMAT=json` makes each record one JSON object on one line
+(`JsonFormatter`), for log pipelines that index fields. The writer thread has no
+request context, so `emit` takes the request's id (`request_id.py`) along with
+the rendered message; formatting, JSON included, stays on the writer thread.
 """
 
 from __future__ import annotations
@@ -17,11 +22,19 @@ import sys
 import threading
 import weakref
 from collections import deque
-from typing import TextIO
+from datetime import UTC, datetime
+from typing import Any, TextIO
 
+import msgspec
 from litestar.logging import LoggingConfig
 
+from portcullis_shared.request_id import current_request_id
+
 DEFAULT_INTERVAL = 0.05
+LOG_FORMATS = ("text", "json")
+EVENT_FIELDS = "event_fields"
+"""The record attribute (`extra={EVENT_FIELDS: {...}}`) whose items a JSON line carries as keys."""
+SERVER_LOGGERS = ("_granian", "granian.access")
 
 
 class BatchingHandler(logging.Handler):
@@ -53,6 +66,7 @@ class BatchingHandler(logging.Handler):
         except Exception:  # noqa: BLE001 - logging must never raise into the caller
             self.handleError(record)
             return
+        record.request_id = current_request_id()
         self._pending.append(record)
         if self._writer is None:
             self._start_writer()
@@ -108,16 +122,76 @@ def _write_what_is_left() -> None:
         handler.flush()
 
 
-def logging_config() -> LoggingConfig:
+# Characters that end a line for some readers (str.splitlines among them) though JSON
+# allows them raw in a string; escaped, a line stays one record whatever a message holds.
+_LINE_BREAKS = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+_JSON = msgspec.json.Encoder(enc_hook=str)
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: `time` (UTC, RFC 3339), `level`, `logger`, `message`;
+    `request_id` when logged while serving a request; an audit event's fields as keys
+    of their own (never replacing those); `exception` when one was logged with it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None)
+        if request_id is not None:
+            line["request_id"] = request_id
+        fields = getattr(record, EVENT_FIELDS, None)
+        if isinstance(fields, dict):
+            for key, value in fields.items():
+                line.setdefault(key, value)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        text = _JSON.encode(line).decode("utf-8")
+        return text if text.isascii() else text.translate(_LINE_BREAKS)
+
+
+def logging_config(log_format: str = "text") -> LoggingConfig:
     """Both services' logging: INFO and up to stderr through a `BatchingHandler`,
     no exception logged with its stack (an error answer says enough, and a frame's
-    locals could hold a secret)."""
+    locals could hold a secret). `log_format`: "text" or "json" (`JsonFormatter`)."""
+    if log_format not in LOG_FORMATS:
+        raise ValueError(f"log_format must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+    formatter = "json" if log_format == "json" else "standard"
     return LoggingConfig(
+        formatters={"json": {"()": JsonFormatter}},  # Litestar adds its "standard"
         handlers={
             # Litestar's own logger writes to "queue_listener": the same handler serves it.
-            "queue_listener": {"()": BatchingHandler, "formatter": "standard"},
+            "queue_listener": {"()": BatchingHandler, "formatter": formatter},
         },
         root={"level": "INFO", "handlers": ["queue_listener"]},
         log_exceptions="never",
         disable_stack_trace={Exception},
     )
+
+
+def server_log_config(log_format: str) -> dict[str, Any] | None:
+    """A `logging.config` dict for the server's own loggers (Granian's `log_dictconfig`),
+    or None to keep the server's. The server writes its lines (listening, workers
+    started and stopped) before and beside any app, through handlers of its own: in
+    JSON mode those lines must be JSON objects too."""
+    if log_format != "json":
+        return None
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "portcullis_shared.logs.JsonFormatter"}},
+        "handlers": {
+            "server": {
+                "class": "logging.StreamHandler",
+                "formatter": "json",
+                "stream": "ext://sys.stderr",
+            },
+        },
+        "loggers": {
+            name: {"handlers": ["server"], "level": "INFO", "propagate": False}
+            for name in SERVER_LOGGERS
+        },
+    }

@@ -33,12 +33,14 @@ from redis.asyncio import Redis
 from portcullis_shared.environment import EnvReader, SettingsError
 from portcullis_shared.errors import (
     BearerError,
+    GuardUnavailableError,
     InvalidTokenError,
     MissingTokenError,
     make_bearer_error_handler,
 )
 from portcullis_shared.guards import provide_principal
 from portcullis_shared.jwks import JWKSCache, KeySource
+from portcullis_shared.metrics import TOKEN_CHECKS_UNAVAILABLE
 from portcullis_shared.principal import Principal
 from portcullis_shared.request import PortcullisRequest
 from portcullis_shared.revocation import (
@@ -179,13 +181,28 @@ class PortcullisGuard(InitPlugin):
         )
 
     @property
+    def holds_keys(self) -> bool:
+        """Whether tokens can be verified: the JWKS is loaded (keys given: always). A
+        readiness probe reports not ready until then."""
+        return self._jwks is None or self._jwks.has_keys
+
+    @property
     def realm(self) -> str:
         return self.config.realm or self.config.audience
 
     async def authenticate(self, token: str) -> Principal:
         """Verify a token and check the revocation list; raise a BearerError if refused."""
-        claims = await self.verifier.verify(token)
-        if await self.revocations.is_revoked(claims):
+        try:
+            claims = await self.verifier.verify(token)
+        except GuardUnavailableError:
+            TOKEN_CHECKS_UNAVAILABLE.labels("signing_keys").inc()
+            raise
+        try:
+            revoked = await self.revocations.is_revoked(claims)
+        except GuardUnavailableError:
+            TOKEN_CHECKS_UNAVAILABLE.labels("revocation_list").inc()
+            raise
+        if revoked:
             raise InvalidTokenError("token revoked")
         return Principal.from_claims(claims)
 

@@ -200,7 +200,7 @@ class AuthRuntime:
 
 
 def report(event: AuditEvent) -> None:
-    """The protocol core's audit hook: one log line an event."""
+    """The protocol core's audit hook: one log line an event, each counted (`metrics.py`)."""
     events.emit(event.name, logging.INFO, **event.fields)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from portcullis_shared.environment import EnvReader, SettingsError, load_dotenv_file
+from portcullis_shared.observability import ObservabilitySettings
 from portcullis_shared.scopes import DEFAULT_PRIVILEGED_SCOPES, DEFAULT_SCOPES, ScopeRegistry
 from portcullis_shared.sql import DEFAULT_POOL_SIZE
 
@@ -32,6 +33,8 @@ class ServerSettings:
     """Peers whose `X-Forwarded-For` is believed (CIDRs)."""
     cors_origins: tuple[str, ...] = ()
     """First-party page origins allowed to call the personal-access-token routes."""
+    metrics: bool = False
+    """Serve Prometheus metrics at /metrics (no token needed: expose it to the scraper only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,8 @@ class AuthSettings:
     """Master secret (≥ 32 random bytes); seals signing keys."""
     scopes: ScopeRegistry = field(default_factory=ScopeRegistry)
     """Configured scopes with their descriptions."""
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    """Log format and tracing."""
 
     @classmethod
     def from_env(
@@ -144,6 +149,7 @@ class AuthSettings:
                 port=env.integer("PORT", 8000, minimum=1, maximum=65535),
                 trusted_proxies=env.networks("TRUSTED_PROXIES"),
                 cors_origins=cors_origins(env),
+                metrics=env.flag("METRICS", default=False),
             ),
             database=DatabaseSettings(
                 url=env.url("DATABASE_URL", schemes=("postgresql+asyncpg", "sqlite+aiosqlite")),
@@ -175,6 +181,7 @@ class AuthSettings:
             ),
             secret_key=env.secret_key("SECRET_KEY"),
             scopes=scopes,
+            observability=ObservabilitySettings.from_env(env),
         )
 
 

@@ -21,13 +21,16 @@ class ResourceRuntime:
     """Talks to the auth service for the login proxy."""
 
     @classmethod
-    def create(cls, settings: ResourceSettings) -> ResourceRuntime:
+    def create(
+        cls, settings: ResourceSettings, *, transport: httpx.AsyncBaseTransport | None = None
+    ) -> ResourceRuntime:
+        """`transport`: how the login proxy reaches the auth service (traced, when tracing is on)."""
         engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
         return cls(
             settings=settings,
             engine=engine,
             sessionmaker=create_sessionmaker(engine),
-            http_client=httpx.AsyncClient(follow_redirects=False),
+            http_client=httpx.AsyncClient(follow_redirects=False, transport=transport),
         )
 
     async def close(self) -> None:

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from portcullis_shared.client_ip import Network
 from portcullis_shared.environment import EnvReader, load_dotenv_file
+from portcullis_shared.observability import ObservabilitySettings
 from portcullis_shared.plugin import GuardConfig
 from portcullis_shared.sql import DEFAULT_POOL_SIZE
 
@@ -52,6 +53,10 @@ class ResourceSettings:
     """Serve the token playground at /playground."""
     playground_client_id: str | None = None
     """The public client the playground signs users in with (authorization code + PKCE)."""
+    observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
+    """Log format and tracing."""
+    metrics: bool = False
+    """Serve Prometheus metrics at /metrics (no token needed: expose it to the scraper only)."""
 
     @classmethod
     def from_env(
@@ -71,6 +76,8 @@ class ResourceSettings:
             proxy=PasswordProxySettings.from_env(env),
             playground=env.flag("PLAYGROUND", default=False),
             playground_client_id=env.raw("PLAYGROUND_CLIENT_ID"),
+            metrics=env.flag("METRICS", default=False),
+            observability=ObservabilitySettings.from_env(env),
         )
 
 

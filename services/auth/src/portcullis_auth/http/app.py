@@ -32,22 +32,29 @@ from portcullis_auth.http.dependencies import DEPENDENCIES
 from portcullis_auth.http.errors import EXCEPTION_HANDLERS
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.settings import AuthSettings, get_settings
-from portcullis_shared.logs import logging_config
+from portcullis_shared.metrics import ServiceMetrics
+from portcullis_shared.observability import Observability
 from portcullis_shared.openapi import API_RESPONSE_HEADERS, openapi_config
 from portcullis_shared.request import PortcullisRequest
+from portcullis_shared.serving import worker_app
 
 logger = logging.getLogger("portcullis.auth")
 
 SHUTDOWN_TIMEOUT = 5.0
+SERVICE_NAME = "portcullis-auth"
+"""Its traces' `service.name`."""
 
 
 def create_app(
-    settings: AuthSettings | None = None, runtime: AuthRuntime | None = None
+    settings: AuthSettings | None = None,
+    runtime: AuthRuntime | None = None,
+    observability: Observability | None = None,
 ) -> Litestar:
     """Build the auth service; settings default to the environment's.
 
     `runtime` lets a host process (the embedded default) share the key ring
     and revocation list with a posts service in the same process.
+    `observability` defaults to logging, request ids and tracing as the settings say.
     """
     resolved = runtime.settings if runtime is not None else settings or get_settings()
 
@@ -98,12 +105,20 @@ def create_app(
         middleware=[DefineMiddleware(PersonalAccessCORS, origins=resolved.server.cors_origins)]
         if resolved.server.cors_origins
         else [],
+        plugins=[
+            observability or Observability(resolved.observability, service_name=SERVICE_NAME),
+            *([ServiceMetrics("auth")] if resolved.server.metrics else []),
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_class=PortcullisRequest,
         lifespan=[lifespan],
-        logging_config=logging_config(),
         openapi_config=openapi_config("Portcullis auth"),
         response_headers=API_RESPONSE_HEADERS,
         debug=False,
     )
+
+
+def serving_app() -> Litestar:
+    """The app each worker of `portcullis serve auth` runs, from the environment."""
+    return worker_app(create_app(get_settings()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -9,7 +10,7 @@ from joserfc.jwk import ECKey, OKPKey, RSAKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import SigningKey, utcnow
-from portcullis_auth.keys.keyring import PrivateKey, retired
+from portcullis_auth.keys.keyring import MAX_KEY_AGE, PrivateKey, retired
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.repositories.keys import SigningKeyRepository
 
@@ -63,17 +64,20 @@ class SigningKeyService:
         self, algorithm: str, jwks_max_age: int, activate_in: int | None = None
     ) -> SigningKey:
         """Add a key that starts signing once every JWKS cache can have seen it: after
-        `activate_in` seconds (default the JWKS max-age and a margin), never sooner than
-        one max-age, which is how long a cache may keep the JWKS without the new key."""
+        `activate_in` seconds (default the JWKS max-age and a margin). Never sooner than
+        every auth process (or worker) has read its keys again, `MAX_KEY_AGE` at most,
+        and then one max-age, how long a cache may keep a JWKS fetched just before."""
         delay = (
             timedelta(seconds=jwks_max_age) + ROTATION_MARGIN
             if activate_in is None
             else timedelta(seconds=activate_in)
         )
-        if delay < timedelta(seconds=jwks_max_age):
+        least = jwks_max_age + math.ceil(MAX_KEY_AGE)
+        if delay < timedelta(seconds=least):
             raise ValueError(
-                f"a new key must be published at least the JWKS max-age ({jwks_max_age} s) "
-                "before it signs"
+                f"a new key must be published at least {least} s before it signs: "
+                f"{math.ceil(MAX_KEY_AGE)} s until every auth process has read it, then the "
+                f"JWKS max-age ({jwks_max_age} s)"
             )
         return await self.generate(algorithm, activates_at=utcnow() + delay)
 

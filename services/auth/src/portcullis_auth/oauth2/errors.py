@@ -58,7 +58,13 @@ class ReusedRefreshTokenError(InvalidGrantError):
     its whole family is revoked, and that revocation stands although the request fails."""
 
     def __init__(self, family: RefreshFamily) -> None:
-        super().__init__("the refresh token is invalid, expired or revoked", keep_changes=True)
+        super().__init__(
+            "the refresh token is invalid, expired or revoked",
+            keep_changes=True,
+            audit=AuditEvent(
+                "refresh_token_reused", {"sid": family.id, "client": family.client_id}
+            ),
+        )
         self.family = family
 
 
@@ -123,10 +129,11 @@ class TooManyAttemptsError(OAuth2Error):
     error = "temporarily_unavailable"
     status_code = 429
 
-    def __init__(self, retry_after: int) -> None:
+    def __init__(self, retry_after: int, *, audit: AuditEvent | None = None) -> None:
         super().__init__(
             "too many failed attempts; try again later",
             headers={"Retry-After": str(max(1, retry_after))},
+            audit=audit,
         )
 
 

@@ -28,10 +28,10 @@ async def check_password(
     caller_gone: CallerGone | None = None,
 ) -> User:
     """The active user with this password; `invalid_grant` (reported as `login_failed`)
-    or `TooManyAttemptsError` otherwise."""
+    or `TooManyAttemptsError` (reported as `login_throttled`) otherwise."""
     wait = await throttle.begin_attempt(username, client_ip)
     if wait > 0:
-        raise TooManyAttemptsError(wait)
+        raise TooManyAttemptsError(wait, audit=AuditEvent("login_throttled", {"client": client_id}))
     try:
         user = await users.authenticate(
             username, password, client_ip=client_ip, caller_gone=caller_gone

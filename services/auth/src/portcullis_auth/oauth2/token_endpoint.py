@@ -34,6 +34,8 @@ async def handle_token_request(
     except ReusedRefreshTokenError as reused:
         # RFC 9700 §4.14.2: a replayed refresh token ends its whole family.
         await context.grants.revoke_family(reused.family, reason="refresh_token_reuse")
+        if reused.audit is not None:
+            context.audit(reused.audit)
         raise
     except ReusedAuthorizationCodeError as reused:
         # RFC 6749 §4.1.2: a code used twice ends what its first use issued.

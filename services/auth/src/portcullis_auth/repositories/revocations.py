@@ -32,6 +32,15 @@ class RevocationRepository:
         )
         return result.scalar_one_or_none()
 
+    async def count_live_after(self, after_id: int, now: datetime) -> int:
+        """How many unexpired entries have an id above `after_id`."""
+        result = await self._session.execute(
+            select(func.count())
+            .select_from(Revocation)
+            .where(Revocation.id > after_id, Revocation.expires_at > now)
+        )
+        return int(result.scalar_one())
+
     async def live_after(self, after_id: int, now: datetime, limit: int) -> list[Revocation]:
         """Unexpired entries with an id above `after_id`, in order."""
         result = await self._session.execute(

@@ -13,6 +13,7 @@ set again. Resource services refuse every token while the marker is missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,12 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portcullis_auth.db.models import Revocation, utcnow
+from portcullis_auth.metrics import (
+    REVOCATION_LIST_REBUILDS,
+    REVOCATIONS_PUBLISHED,
+    REVOCATIONS_WAITING,
+    count_by_kind,
+)
 from portcullis_auth.repositories.revocations import RevocationRepository
 from portcullis_shared.revocation import MemoryRevocationList, RevocationKeys
 
@@ -105,6 +112,9 @@ class RevocationPublisher:
         self._sessionmaker = sessionmaker
         self.keys = RevocationKeys(prefix)
         self._advance = redis.register_script(_ADVANCE)
+        self._held = 0
+        """The sequence Redis held when `sync` last read it; 0 before that, or while the list
+        is not whole: every live revocation then counts as waiting."""
 
     async def push(self, rows: Sequence[Revocation]) -> None:
         """Write the entries. The sequence is left alone: only `sync` moves it, over rows it
@@ -140,6 +150,7 @@ class RevocationPublisher:
             try:
                 async with asyncio.timeout(max(0.05, stop - time.monotonic())):
                     await self.push(rows)
+                count_by_kind(REVOCATIONS_PUBLISHED, (row.kind for row in rows))
                 return
             except (RedisError, OSError, TimeoutError):
                 if time.monotonic() >= stop:
@@ -147,11 +158,25 @@ class RevocationPublisher:
                 await asyncio.sleep(0.05)
 
     async def sync(self) -> str:
-        """Bring Redis level with Postgres; says what it did: ok, caught-up or rebuilt."""
+        """Bring Redis level with Postgres; says what it did: ok, caught-up or rebuilt.
+
+        Also measures the revocations waiting: none once a sync has levelled the list;
+        while syncs fail, the live ones above the sequence Redis last held."""
+        try:
+            outcome = await self._level()
+        except Exception:
+            await self._measure_waiting()
+            raise
+        REVOCATIONS_WAITING.set(0)
+        return outcome
+
+    async def _level(self) -> str:
         marker, sequence = await self._redis.mget([self.keys.marker, self.keys.sequence])
         async with self._sessionmaker() as session:
             latest = await RevocationRepository(session).latest_id()
         pushed = int(sequence or 0)
+        # Without its marker, or ahead of the database, the list is not whole: all wait.
+        self._held = pushed if marker is not None and pushed <= latest else 0
         if marker is not None and pushed == latest:
             return "ok"
         if marker is not None and pushed < latest:
@@ -169,7 +194,14 @@ class RevocationPublisher:
         latest = await self._push_from(0)
         await self._advance(keys=[self.keys.sequence], args=[latest])
         await self._redis.set(self.keys.marker, str(int(time.time())))
+        REVOCATION_LIST_REBUILDS.inc()
         logger.warning("revocation list rebuilt from the database up to %s", latest)
+
+    async def _measure_waiting(self) -> None:
+        with contextlib.suppress(Exception):  # the database may be what is down
+            async with self._sessionmaker() as session:
+                waiting = await RevocationRepository(session).count_live_after(self._held, utcnow())
+            REVOCATIONS_WAITING.set(waiting)
 
     async def _push_from(self, after: int) -> int:
         """Push every live row above `after` up to the newest, then advance the sequence to it."""

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import Revocation
+from portcullis_auth.metrics import REVOCATIONS_RECORDED, count_by_kind
 from portcullis_auth.revocation.publisher import RevocationNotLandedError
 from portcullis_auth.services.revocations import RevocationService
 from portcullis_auth.settings import TokenSettings
@@ -52,4 +53,5 @@ class UnitOfWork:
         recorded = list(self.revocations.recorded)
         self.revocations.recorded.clear()
         if recorded:
+            count_by_kind(REVOCATIONS_RECORDED, (row.kind for row in recorded))
             await self._publish(recorded)

@@ -16,21 +16,30 @@ from portcullis_resource.http.dependencies import DEPENDENCIES
 from portcullis_resource.http.errors import EXCEPTION_HANDLERS
 from portcullis_resource.runtime import ResourceRuntime
 from portcullis_resource.settings import ResourceSettings, get_settings
-from portcullis_shared.logs import logging_config
+from portcullis_shared.metrics import ServiceMetrics
+from portcullis_shared.observability import Observability
 from portcullis_shared.openapi import API_RESPONSE_HEADERS, openapi_config
 from portcullis_shared.plugin import PortcullisGuard
 from portcullis_shared.request import PortcullisRequest
+from portcullis_shared.serving import worker_app
+
+SERVICE_NAME = "portcullis-posts"
+"""Its traces' `service.name`."""
 
 
 def create_app(
-    settings: ResourceSettings | None = None, guard: PortcullisGuard | None = None
+    settings: ResourceSettings | None = None,
+    guard: PortcullisGuard | None = None,
+    observability: Observability | None = None,
 ) -> Litestar:
-    """Build the posts service; `guard` defaults to one built from the settings."""
+    """Build the posts service; `guard` defaults to one built from the settings, and
+    `observability` to logging, request ids and tracing as the settings say."""
     resolved = settings or get_settings()
+    reporting = observability or Observability(resolved.observability, service_name=SERVICE_NAME)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        runtime = ResourceRuntime.create(resolved)
+        runtime = ResourceRuntime.create(resolved, transport=reporting.http_transport())
         app.state.runtime = runtime
         try:
             yield
@@ -45,13 +54,21 @@ def create_app(
             LoginProxyController,
             *([PlaygroundController] if resolved.playground else []),
         ],
-        plugins=[guard or PortcullisGuard(resolved.guard)],
+        plugins=[
+            guard or PortcullisGuard(resolved.guard),
+            reporting,
+            *([ServiceMetrics("posts")] if resolved.metrics else []),
+        ],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=PortcullisRequest,
         lifespan=[lifespan],
-        logging_config=logging_config(),
         openapi_config=openapi_config("Portcullis posts"),
         response_headers=API_RESPONSE_HEADERS,
         debug=False,
     )
+
+
+def serving_app() -> Litestar:
+    """The app each worker of `portcullis serve resource` runs, from the environment."""
+    return worker_app(create_app(get_settings()))

@@ -109,6 +109,8 @@ class SignInController(Controller):
                 status=400,
             )
         except TooManyAttemptsError as throttled:
+            if throttled.audit is not None:
+                report(throttled.audit)
             response = sign_in_page(
                 runtime,
                 request,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from litestar import Controller, Response, get
+from litestar import Controller, Request, Response, get
 from sqlalchemy import text
 
 from portcullis_resource.runtime import ResourceRuntime
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.plugin import PortcullisGuard
 
 
 class HealthController(Controller):
@@ -17,15 +19,20 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/readyz")
-    async def readyz(self, runtime: Injected[ResourceRuntime]) -> Response[dict[str, str]]:
+    async def readyz(
+        self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
+    ) -> Response[dict[str, str]]:
+        """Ready once the database answers and the auth service's keys are held: a
+        replica started before the auth service takes no traffic it would refuse."""
+        keys = "ok" if request.app.plugins.get(PortcullisGuard).holds_keys else "unavailable"
         try:
             async with asyncio.timeout(2), runtime.engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
             database = "ok"
         except Exception:  # noqa: BLE001 - any failure means not ready
             database = "unavailable"
-        ready = database == "ok"
+        ready = database == "ok" and keys == "ok"
         return Response(
-            {"status": "ok" if ready else "unavailable", "database": database},
+            {"status": "ok" if ready else "unavailable", "database": database, "keys": keys},
             status_code=200 if ready else 503,
         )

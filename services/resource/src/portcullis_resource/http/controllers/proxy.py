@@ -6,7 +6,8 @@ request to the auth service with the caller's address in `X-Forwarded-For`
 (resolved through `PORTCULLIS_TRUSTED_PROXIES`: a forwarding header is believed
 only from a proxy listed there), and returns the answer and status unchanged. The secret never reaches the
 browser. Refresh, RFC 7009 revocation and the personal access token routes
-pass through the same way.
+pass through the same way. Each forwarded request carries this request's
+`X-Request-ID`, so that one id names a login in both services' logs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from portcullis_resource.settings import PasswordProxySettings
 from portcullis_shared.client_ip import client_ip
 from portcullis_shared.dependencies import Injected
 from portcullis_shared.request import until_disconnected
+from portcullis_shared.request_id import REQUEST_ID_HEADER, request_id_of
 
 PROXY_TIMEOUT = 10.0
 MAX_BODY_BYTES = 16 * 1024
@@ -265,7 +267,11 @@ class LoginProxyController(Controller):
             ", ".join(request.headers.getall("x-forwarded-for", [])) or None,
             runtime.settings.trusted_proxies,
         )
-        forwarded = {**(headers or {}), "X-Forwarded-For": caller}
+        forwarded = {
+            **(headers or {}),
+            "X-Forwarded-For": caller,
+            REQUEST_ID_HEADER: request_id_of(request.scope),
+        }
         upstream = asyncio.ensure_future(
             runtime.http_client.request(
                 method,

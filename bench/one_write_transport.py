@@ -1,4 +1,7 @@
-"""uvicorn's HTTP protocol, writing a response's head and body in one send.
+"""uvicorn's HTTP protocol, writing a response's head and body in one send: what the
+services were served with before Granian, kept here only so that `make bench` can
+measure it beside the servers (it subclasses a private uvicorn class; nothing that
+ships uses it).
 
 uvicorn writes a response's status line and headers as soon as the app sends
 `http.response.start`, and its body with the next message: two `send()` calls
@@ -15,10 +18,6 @@ closed, or when the peer stops sending and the transport would close itself.
 Bytes go out in the order written, unchanged. WebSocket upgrades are not
 served (`ws="none"`): uvicorn would hand this transport to the WebSocket
 protocol.
-
-Imported only when serving (`serving.uvicorn_options`): it needs
-uvicorn and httptools (the `serve` extra), which the services depend on and the
-guard alone does not.
 """
 
 from __future__ import annotations
