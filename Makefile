@@ -30,7 +30,8 @@ lint: install ## ruff, mypy --strict, the import rules, the compose file and the
 	$(BIN)/lint-imports
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(BIN)/kubernetes-validate --kubernetes-version 1.31.0 --strict --quiet \
-		$(filter-out deploy/k8s/kustomization.yaml,$(wildcard deploy/k8s/*.yaml))
+		$(filter-out deploy/k8s/kustomization.yaml,$(wildcard deploy/k8s/*.yaml)) \
+		$(wildcard deploy/k8s/examples/*.yaml)
 
 format: install ## Format and auto-fix
 	$(BIN)/ruff format .

@@ -1,9 +1,13 @@
-"""Small helpers the auth-service tests share: token requests, JWT peeking, raw SQL."""
+"""Small helpers the auth-service tests share: token requests, JWT peeking, raw SQL, and
+a browser's way through the pages."""
 
 from __future__ import annotations
 
 import base64
 import json
+import re
+from html import unescape
+from http.cookies import SimpleCookie
 from typing import Any
 
 import httpx
@@ -111,3 +115,44 @@ async def execute(settings: AuthSettings, sql: str, **params: object) -> int:
             return result.rowcount
     finally:
         await engine.dispose()
+
+
+# --- the pages, as a browser uses them -------------------------------------------------------
+
+_HIDDEN = re.compile(r'<input type="hidden" name="([^"]*)" value="([^"]*)">')
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+def hidden_fields(page: httpx.Response) -> dict[str, str]:
+    """The hidden fields of the page's last form, as a browser would post them."""
+    return {unescape(name): unescape(value) for name, value in _HIDDEN.findall(page.text)}
+
+
+def set_cookie(response: httpx.Response, name: str) -> SimpleCookie:
+    for header in response.headers.get_list("set-cookie"):
+        if header.startswith(f"{name}="):
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(header)
+            return jar
+    raise AssertionError(f"no {name} cookie set: {response.headers.get_list('set-cookie')}")
+
+
+async def sign_in(
+    http: AsyncTestClient[Litestar],
+    password: str = USER_PASSWORD,
+    *,
+    email: str = USER_EMAIL,
+    **extra: str,
+) -> httpx.Response:
+    """The sign-in page, filled in and sent; the answer is not followed."""
+    page = await http.get("/sign-in")
+    return await http.post(
+        "/sign-in",
+        data={"email": email, "password": password, "csrf_token": csrf_of(page), **extra},
+        follow_redirects=False,
+    )

@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from portcullis_auth.security.passwords import PasswordHasher
+from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.users import UserService
 from portcullis_auth.settings import get_settings
 from portcullis_cli.main import main
@@ -159,8 +160,20 @@ def test_a_third_party_password_client_is_created_with_a_warning() -> None:
             ("--grant", "authorization_code", "--redirect-uri", "https://app.example/cb#x"),
             "fragment",
         ),
+        (
+            # A resolver could send `localhost` elsewhere (RFC 8252 §8.3): IP literals only.
+            ("--grant", "authorization_code", "--redirect-uri", "http://localhost:8080/cb"),
+            "must be https",
+        ),
     ],
-    ids=["public-refresh-only", "refresh-only", "code-without-redirect", "plain-http", "fragment"],
+    ids=[
+        "public-refresh-only",
+        "refresh-only",
+        "code-without-redirect",
+        "plain-http",
+        "fragment",
+        "localhost",
+    ],
 )
 def test_a_client_that_could_get_no_token_is_refused(args: tuple[str, ...], message: str) -> None:
     result = refused("client", "create", "app", *args)
@@ -321,6 +334,184 @@ def test_keys_generate_replaces_the_signer_at_once() -> None:
     ok("keys", "generate")
     states = list(key_states().values())
     assert sorted(states) == ["published", "signing"]
+
+
+# --- install ------------------------------------------------------------------
+
+
+def given_credentials(monkeypatch: pytest.MonkeyPatch) -> tuple[str, str, str]:
+    """The default clients' credentials a deployment chose, set as the posts service
+    reads them: (password client id, its secret, playground client id)."""
+    client_id, secret = f"client_{secrets.token_hex(10)}", secrets.token_urlsafe(32)
+    playground_id = f"client_{secrets.token_hex(10)}"
+    monkeypatch.setenv("PORTCULLIS_PASSWORD_CLIENT_ID", client_id)
+    monkeypatch.setenv("PORTCULLIS_PASSWORD_CLIENT_SECRET", secret)
+    monkeypatch.setenv("PORTCULLIS_PLAYGROUND_CLIENT_ID", playground_id)
+    return client_id, secret, playground_id
+
+
+def client_authenticates(database_url: str, client_id: str, secret: str | None) -> bool:
+    async def check() -> bool:
+        engine = create_engine(database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                return await ClientService(session).authenticate(client_id, secret) is not None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(check())
+
+
+def test_install_with_given_credentials_creates_that_client_and_prints_no_secret(
+    cli_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id, secret, playground_id = given_credentials(monkeypatch)
+
+    result = ok("install")
+
+    assert secret not in result.stdout + result.stderr
+    assert secret[:12] not in result.stdout + result.stderr
+    # No other secret either: the personal access client's is never shown.
+    assert "shown once" not in result.output
+    assert "client_secret: the one in PORTCULLIS_PASSWORD_CLIENT_SECRET" in result.stdout
+    database_url = cli_environ["PORTCULLIS_DATABASE_URL"]
+    assert client_authenticates(database_url, client_id, secret)
+    assert not client_authenticates(database_url, client_id, secrets.token_urlsafe(32))
+    clients = {c["name"]: c for c in ok_json("client", "list")}
+    password_client = clients["Portcullis Password Grant Client"]
+    assert password_client["client_id"] == client_id
+    assert "password" in password_client["grant_types"]
+    assert password_client["first_party"] is True
+    assert clients["Portcullis Playground"]["client_id"] == playground_id
+    assert clients["Portcullis Playground"]["public"] is True
+
+
+def test_install_as_json_with_given_credentials_prints_no_secret(
+    monkeypatch: pytest.MonkeyPatch, cli_environ: dict[str, str]
+) -> None:
+    client_id, secret, playground_id = given_credentials(monkeypatch)
+
+    result = ok("install", "--json")
+
+    assert secret not in result.stdout + result.stderr
+    created = json.loads(result.stdout)
+    assert created["password_client"]["client_id"] == client_id
+    assert created["playground_client"]["client_id"] == playground_id
+    for name in ("password_client", "personal_access_client", "playground_client"):
+        assert created[name]["client_secret"] is None, name
+
+
+def test_a_second_install_leaves_the_given_client_as_it_is(
+    cli_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id, secret, _ = given_credentials(monkeypatch)
+    ok("install")
+    clients_before = ok_json("client", "list")
+
+    again = ok("install")  # the migrate Job or service, run again
+
+    assert "already installed" in again.stdout
+    assert secret not in again.stdout + again.stderr
+    assert ok_json("client", "list") == clients_before
+    assert client_authenticates(cli_environ["PORTCULLIS_DATABASE_URL"], client_id, secret)
+
+
+def test_install_with_another_secret_for_an_existing_client_changes_nothing(
+    cli_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client_id, secret, _ = given_credentials(monkeypatch)
+    ok("install")
+    other = secrets.token_urlsafe(32)
+    monkeypatch.setenv("PORTCULLIS_PASSWORD_CLIENT_SECRET", other)
+
+    result = refused("install")
+
+    assert client_id in result.stderr
+    assert "another secret" in result.stderr
+    assert secret not in result.output
+    assert other not in result.output
+    database_url = cli_environ["PORTCULLIS_DATABASE_URL"]
+    assert client_authenticates(database_url, client_id, secret), "the secret was replaced"
+    assert not client_authenticates(database_url, client_id, other)
+
+
+def test_install_with_a_new_id_keeps_the_password_client_it_made_before(
+    monkeypatch: pytest.MonkeyPatch, cli_environ: dict[str, str]
+) -> None:
+    made = ok_json("install")["password_client"]
+    client_id, _, _ = given_credentials(monkeypatch)
+    monkeypatch.delenv("PORTCULLIS_PLAYGROUND_CLIENT_ID")
+
+    result = refused("install")
+
+    assert made["client_id"] in result.stderr
+    assert f"client revoke {made['client_id']}" in result.stderr
+    # Once the old client is revoked, install creates the given one.
+    ok("client", "revoke", made["client_id"])
+    ok("install")
+    names = {c["client_id"]: c["name"] for c in ok_json("client", "list") if not c["revoked"]}
+    assert names[client_id] == "Portcullis Password Grant Client"
+
+
+@pytest.mark.usefixtures("cli_environ")
+@pytest.mark.parametrize(
+    "secret",
+    [
+        secrets.token_urlsafe(24),
+        secrets.token_hex(24),
+        "a" * 64,
+        "correct horse battery staple correct horse battery staple",
+    ],
+    ids=["24-bytes-base64url", "24-bytes-hex", "not-random", "not-base64url"],
+)
+def test_install_refuses_a_weak_password_client_secret(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    given_credentials(monkeypatch)
+    monkeypatch.setenv("PORTCULLIS_PASSWORD_CLIENT_SECRET", secret)
+
+    result = refused("install")
+
+    assert "PORTCULLIS_PASSWORD_CLIENT_SECRET" in result.stderr
+    assert "32 random bytes" in result.stderr
+    assert secret not in result.output
+    assert ok_json("client", "list") == []
+
+
+@pytest.mark.usefixtures("cli_environ")
+@pytest.mark.parametrize("variable", ["PASSWORD_CLIENT_ID", "PLAYGROUND_CLIENT_ID"])
+@pytest.mark.parametrize(
+    "client_id",
+    ["posts-login", f"client_{secrets.token_hex(10).upper()}", str(uuid.uuid4())],
+    ids=["a-name", "uppercase", "a-uuid"],
+)
+def test_install_refuses_an_id_that_is_no_client_id(
+    monkeypatch: pytest.MonkeyPatch, variable: str, client_id: str
+) -> None:
+    given_credentials(monkeypatch)
+    monkeypatch.setenv(f"PORTCULLIS_{variable}", client_id)
+
+    result = refused("install")
+
+    assert f"PORTCULLIS_{variable}" in result.stderr
+    assert "client_" in result.stderr
+    assert ok_json("client", "list") == []
+
+
+@pytest.mark.usefixtures("cli_environ")
+@pytest.mark.parametrize("unset", ["PASSWORD_CLIENT_ID", "PASSWORD_CLIENT_SECRET"])
+def test_install_needs_both_or_neither_of_the_password_client_credentials(
+    monkeypatch: pytest.MonkeyPatch, unset: str
+) -> None:
+    _, secret, _ = given_credentials(monkeypatch)
+    monkeypatch.delenv(f"PORTCULLIS_{unset}")
+
+    result = refused("install")
+
+    assert "PORTCULLIS_PASSWORD_CLIENT_ID" in result.stderr
+    assert "PORTCULLIS_PASSWORD_CLIENT_SECRET" in result.stderr
+    assert secret not in result.output
+    assert ok_json("client", "list") == []
 
 
 # --- configuration ------------------------------------------------------------

@@ -19,8 +19,12 @@ from litestar.testing import AsyncTestClient
 from portcullis_auth.http.app import create_app
 from portcullis_auth.settings import AuthSettings
 from tests.auth.conftest import ISSUER, Seed, auth_environ, basic_auth
-from tests.auth.helpers import client_credentials_grant, password_grant, refresh_grant
-from tests.auth.test_sign_in_pages import sign_in
+from tests.auth.helpers import (
+    client_credentials_grant,
+    password_grant,
+    refresh_grant,
+    sign_in,
+)
 from tests.metrics import sample
 from tests.shared.conftest import RedisCommandProxy
 
@@ -55,6 +59,18 @@ async def revoke(http: Http, client_id: str, secret: str, token: str) -> int:
 @pytest.mark.parametrize("settings_overrides", [{}], ids=["default"])
 async def test_metrics_are_not_served_unless_turned_on(http: Http) -> None:
     assert (await http.get("/metrics")).status_code == 404
+
+
+async def test_a_method_of_the_callers_own_makes_no_series_of_its_own(http: Http) -> None:
+    """A label holds nothing a request carried: a made-up method counts as `other`."""
+    before = await scrape(http)
+    for n in range(3):
+        await http.request(f"X{n}INJECTED", "/oauth/token")
+    after = await scrape(http)
+
+    assert "INJECTED" not in after
+    route = {"app_name": "auth", "path": "/oauth/token"}
+    assert moved(before, after, "portcullis_requests_total", method="other", **route) == 3
 
 
 async def test_each_grant_counts_the_token_it_issued(http: Http, seed: Seed) -> None:

@@ -3,43 +3,18 @@
 from __future__ import annotations
 
 import re
-from http.cookies import SimpleCookie
 
-import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from portcullis_auth.http.app import create_app
 from portcullis_auth.settings import AuthSettings
-from tests.auth.conftest import USER_PASSWORD, Seed, auth_environ
+from tests.auth.conftest import ISSUER, USER_PASSWORD, Seed, auth_environ
+from tests.auth.helpers import csrf_of, set_cookie, sign_in
 
 Http = AsyncTestClient[Litestar]
 EMAIL = "ada@example.com"
-
-
-def csrf_of(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found is not None, page.text
-    return found.group(1)
-
-
-def set_cookie(response: httpx.Response, name: str) -> SimpleCookie:
-    for header in response.headers.get_list("set-cookie"):
-        if header.startswith(f"{name}="):
-            jar: SimpleCookie = SimpleCookie()
-            jar.load(header)
-            return jar
-    raise AssertionError(f"no {name} cookie set: {response.headers.get_list('set-cookie')}")
-
-
-async def sign_in(http: Http, password: str = USER_PASSWORD, **extra: str) -> httpx.Response:
-    page = await http.get("/sign-in")
-    return await http.post(
-        "/sign-in",
-        data={"email": EMAIL, "password": password, "csrf_token": csrf_of(page), **extra},
-        follow_redirects=False,
-    )
 
 
 async def test_a_user_signs_in_and_out(http: Http, seed: Seed) -> None:
@@ -71,7 +46,9 @@ async def test_a_session_cookie_planted_before_sign_in_is_worth_nothing(
     assert len(fresh) >= 43
 
 
-@pytest.mark.parametrize("csrf", [None, "forged", ""], ids=["missing", "forged", "empty"])
+@pytest.mark.parametrize(
+    "csrf", [None, "forged", "", "é" * 64], ids=["missing", "forged", "empty", "not-ascii"]
+)
 async def test_a_form_without_its_csrf_token_is_refused(
     http: Http, seed: Seed, csrf: str | None
 ) -> None:
@@ -137,9 +114,11 @@ async def test_pages_load_nothing_from_elsewhere_and_cannot_be_framed(http: Http
     assert style.headers["content-type"].startswith("text/css")
 
 
-async def test_cookies_are_secure_when_the_issuer_is_https(
+async def test_cookies_are_host_only_and_secure_when_the_issuer_is_https(
     database_url: str, redis_url: str, redis_prefix: str, seed: Seed
 ) -> None:
+    """The `__Host-` prefix: a browser keeps such a cookie only if it is Secure, for Path=/
+    and with no Domain, so no sibling subdomain can set or shadow it (RFC 6265bis §4.1.3.2)."""
     await seed.user(EMAIL)
     environ = auth_environ(database_url, redis_url, redis_prefix)
     environ["PORTCULLIS_ISSUER"] = "https://auth.test"
@@ -152,6 +131,52 @@ async def test_cookies_are_secure_when_the_issuer_is_https(
             data={"email": EMAIL, "password": USER_PASSWORD, "csrf_token": csrf_of(page)},
             follow_redirects=False,
         )
+        home = await http.get("/account/applications", follow_redirects=False)
     assert signed_in.status_code == 303
-    assert set_cookie(page, "portcullis_browser")["portcullis_browser"]["secure"]
-    assert set_cookie(signed_in, "portcullis_session")["portcullis_session"]["secure"]
+    for response, name in ((page, "portcullis_browser"), (signed_in, "portcullis_session")):
+        cookie = set_cookie(response, f"__Host-{name}")[f"__Host-{name}"]
+        assert cookie["secure"]
+        assert cookie["path"] == "/"
+        assert not cookie["domain"]
+    assert home.status_code == 200, home.text  # the prefixed cookies are the ones read
+
+
+async def test_cookies_keep_plain_names_when_the_issuer_is_http(http: Http, seed: Seed) -> None:
+    """A development issuer on plain http: a `__Host-` cookie would need Secure, which a
+    browser sets only over https."""
+    await seed.user(EMAIL)
+    page = await http.get("/sign-in")
+    signed_in = await sign_in(http)
+    names = [
+        header.split("=", 1)[0]
+        for response in (page, signed_in)
+        for header in response.headers.get_list("set-cookie")
+    ]
+    assert names == ["portcullis_browser", "portcullis_session"]
+
+
+async def test_a_csrf_token_is_bound_to_the_session_it_was_shown_in(
+    app: Litestar, seed: Seed
+) -> None:
+    """A browser cookie tossed into a victim's browser (from a sibling subdomain, say)
+    brings no form token with it that passes beside the victim's own session."""
+    await seed.user(EMAIL)
+    async with AsyncTestClient(app=app, base_url=ISSUER) as attacker:
+        tossed_browser = (await attacker.get("/sign-in")).cookies["portcullis_browser"]
+        token_for_it = csrf_of(await attacker.get("/sign-in"))
+    async with AsyncTestClient(app=app, base_url=ISSUER) as victim:
+        assert (await sign_in(victim)).status_code == 303
+        session = victim.cookies["portcullis_session"]
+        victim.cookies.clear()
+        cookies = f"portcullis_browser={tossed_browser}; portcullis_session={session}"
+        forged = await victim.post(
+            "/sign-out",
+            data={"csrf_token": token_for_it},
+            headers={"Cookie": cookies},
+            follow_redirects=False,
+        )
+        still_in = await victim.get(
+            "/account/applications", headers={"Cookie": cookies}, follow_redirects=False
+        )
+    assert forged.status_code == 403
+    assert still_in.status_code == 200

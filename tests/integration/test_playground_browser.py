@@ -175,13 +175,16 @@ def test_sign_in_with_portcullis_runs_the_code_flow_from_the_page(
     page: Page, dev_stack: DevStack
 ) -> None:
     """The playground's public client, PKCE from the browser, the auth service's own
-    sign-in page; a first-party client asks no consent."""
+    sign-in page; on a loopback address its identity is not proven, so even this
+    first-party client is asked."""
     _, state, auth_url = dev_stack
     page.click("#sign-in-portcullis")
     page.wait_for_url(f"{auth_url}/sign-in?*")
     page.fill("#email", "demo@example.com")
     page.fill("#password", state["demo_password"])
     page.click("button[type=submit]")
+    page.wait_for_url(f"{auth_url}/oauth/authorize?*")
+    page.click("button[value=approve]")
     expect(page.locator("#api-status")).to_contain_text("POST /api/oauth/code/token: 200")
     expect(page.locator("#decoded-token")).to_contain_text(state["playground_client_id"])
     assert "code=" not in page.url  # the code left the address bar

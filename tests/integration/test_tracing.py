@@ -177,7 +177,12 @@ async def test_spans_hold_no_query_string_and_probes_are_not_traced(
     async with AsyncTestClient(app=app) as http:
         listed = await http.get(
             "/api/posts?access_token=secret-in-the-query",
-            headers={**reader, "Cookie": "session=secret-in-a-cookie", "X-Request-ID": "listing"},
+            headers={
+                **reader,
+                "Cookie": "session=secret-in-a-cookie",
+                "Referer": "https://app.example/callback?code=secret-in-a-referer",
+                "X-Request-ID": "listing",
+            },
         )
         assert listed.status_code == 200
         assert (await http.get("/healthz")).status_code == 200
@@ -187,5 +192,10 @@ async def test_spans_hold_no_query_string_and_probes_are_not_traced(
     assert (span.attributes or {})["http.route"] == "/api/posts"
     recorded = everything_recorded([span])
     assert "http.request.header.x_request_id" in recorded  # headers were captured...
-    for secret in ("secret-in-the-query", "secret-in-a-cookie", reader["Authorization"]):
+    for secret in (
+        "secret-in-the-query",
+        "secret-in-a-cookie",
+        "secret-in-a-referer",
+        reader["Authorization"],
+    ):
         assert secret not in recorded  # ...but not these

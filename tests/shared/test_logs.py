@@ -55,6 +55,23 @@ def test_the_message_is_rendered_when_logged_not_when_written() -> None:
     assert stream.getvalue() == "{'state': 'before'}\n"
 
 
+def test_a_stalled_stream_bounds_what_waits_and_says_what_was_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("portcullis_shared.logs.MAX_PENDING", 3)
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, interval=60)  # the writer never wakes: a stall
+    for number in range(5):
+        handler.handle(_record("line %d", number))
+    handler.close()
+    assert stream.getvalue().splitlines() == [
+        "line 2",
+        "line 3",
+        "line 4",
+        "logging: 2 records dropped while the log stream stalled",
+    ]
+
+
 def test_close_writes_what_is_left() -> None:
     stream = io.StringIO()
     handler = BatchingHandler(stream, interval=60)

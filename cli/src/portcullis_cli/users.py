@@ -1,4 +1,5 @@
-"""`portcullis user`: users. Each change that lowers trust revokes the user's tokens."""
+"""`portcullis user`: users. Each change that lowers trust revokes the user's tokens and
+ends their sign-ins to the auth service's pages."""
 
 from __future__ import annotations
 
@@ -61,14 +62,14 @@ def user_create(email: str, admin: bool, password_stdin: bool, as_json: bool) ->
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @friendly_errors
 def user_set_password(email: str, password_stdin: bool) -> None:
-    """Set a new password; the user's tokens are revoked."""
+    """Set a new password; the user's tokens and sign-ins end."""
     password = read_password(password_stdin)
 
     async def work(uow: UnitOfWork, _: AuthSettings) -> None:
         await _users(uow).set_password(email, password, uow.revocations)
 
     run(work)
-    click.echo(f"password of {email} changed; its tokens are revoked")
+    click.echo(f"password of {email} changed; its tokens and sign-ins are ended")
 
 
 @user.command("set-admin")
@@ -76,7 +77,7 @@ def user_set_password(email: str, password_stdin: bool) -> None:
 @click.option("--admin/--no-admin", default=True, help="Grant (default) or remove the admin role.")
 @friendly_errors
 def user_set_admin(email: str, admin: bool) -> None:
-    """Grant or remove the admin role; removing it revokes the user's tokens."""
+    """Grant or remove the admin role; removing it ends the user's tokens and sign-ins."""
 
     async def work(uow: UnitOfWork, _: AuthSettings) -> None:
         await _users(uow).set_admin(email, admin, uow.revocations)
@@ -84,7 +85,7 @@ def user_set_admin(email: str, admin: bool) -> None:
     run(work)
     click.echo(
         f"{email} {'is' if admin else 'is no longer'} an admin"
-        + ("" if admin else "; its tokens are revoked")
+        + ("" if admin else "; its tokens and sign-ins are ended")
     )
 
 
@@ -92,23 +93,23 @@ def user_set_admin(email: str, admin: bool) -> None:
 @click.argument("email")
 @friendly_errors
 def user_disable(email: str) -> None:
-    """Disable a user: no more logins, every token revoked."""
+    """Disable a user: no more logins, every token and sign-in ended."""
 
     async def work(uow: UnitOfWork, _: AuthSettings) -> None:
         await _users(uow).disable(email, uow.revocations)
 
     run(work)
-    click.echo(f"disabled {email}; its tokens are revoked")
+    click.echo(f"disabled {email}; its tokens and sign-ins are ended")
 
 
 @user.command("revoke-tokens")
 @click.argument("email")
 @friendly_errors
 def user_revoke_tokens(email: str) -> None:
-    """Revoke every token the user holds."""
+    """Revoke every token the user holds and end their sign-ins."""
 
     async def work(uow: UnitOfWork, _: AuthSettings) -> None:
         await _users(uow).revoke_tokens(email, uow.revocations)
 
     run(work)
-    click.echo(f"revoked every token of {email}")
+    click.echo(f"revoked every token of {email} and ended its sign-ins")

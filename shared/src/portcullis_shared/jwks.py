@@ -7,9 +7,10 @@ nothing. When the auth service cannot be reached, the cached keys keep
 working for a bounded time (default 24 h); with nothing usable cached, key
 lookups fail closed. A cache that holds no keys yet (the resource service
 started before the auth service) retries in the background every
-`retry_interval` until keys arrive, so the first token after the auth service
-comes up is served without waiting out the cooldown; `has_keys` tells a
-readiness probe whether keys are held.
+`retry_interval`, doubling up to `RETRY_INTERVAL_CAP` (1 s), until keys arrive,
+so the first token after the auth service comes up is served within about a
+second, without waiting out the cooldown; `has_keys` tells a readiness probe
+whether keys are held.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from portcullis_shared.metrics import JWKS_FETCH_FAILURES, JWKS_FETCHES
 logger = logging.getLogger("portcullis.jwks")
 
 PublicKey = RSAKey | ECKey | OKPKey
+RETRY_INTERVAL_CAP = 1.0
+"""Longest wait between attempts to load keys while none are held, seconds."""
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 # Asymmetric key types only: a symmetric "oct" key in a JWKS is never trusted.
 _KEY_TYPES: Mapping[str, type[PublicKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
@@ -86,10 +89,11 @@ class JWKSCache:
         min_ttl: float = 30.0,
         max_ttl: float = 86_400.0,
         timeout: float = 3.0,
-        retry_interval: float = 0.5,
+        retry_interval: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """`retry_interval`: real seconds between attempts while no keys are held;
+        """`retry_interval`: real seconds before the first retry while no keys are held
+        (each retry waits twice the one before, up to RETRY_INTERVAL_CAP);
         `clock`: the seconds that max-age, `cooldown` and `max_stale` are measured in
         (a parameter so that tests can move it on instead of waiting)."""
         self.url = url
@@ -123,17 +127,18 @@ class JWKSCache:
             await self._refresh()
         except Exception as exc:  # noqa: BLE001 - lookups fail closed until keys arrive
             logger.warning(
-                "JWKS not loaded from %s: %s; retrying every %.1f s",
+                "JWKS not loaded from %s: %s; retrying until it is",
                 self.url,
                 type(exc).__name__,
-                self._retry_interval,
             )
         if not self.has_keys:
             self._loader = asyncio.create_task(self._load_until_held())
 
     async def _load_until_held(self) -> None:
+        interval = self._retry_interval
         while not self.has_keys:
-            await asyncio.sleep(self._retry_interval)
+            await asyncio.sleep(interval)
+            interval = min(interval * 2, max(RETRY_INTERVAL_CAP, self._retry_interval))
             with contextlib.suppress(Exception):  # logged once at start; quiet until it works
                 await self._refresh()
         logger.info("JWKS loaded from %s", self.url)

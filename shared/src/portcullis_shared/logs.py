@@ -31,6 +31,9 @@ from litestar.logging import LoggingConfig
 from portcullis_shared.request_id import current_request_id
 
 DEFAULT_INTERVAL = 0.05
+MAX_PENDING = 100_000
+"""Records waiting to be written, at most: should stderr stall, the oldest are dropped
+(and counted in a line once it moves again) rather than memory growing without end."""
 LOG_FORMATS = ("text", "json")
 EVENT_FIELDS = "event_fields"
 """The record attribute (`extra={EVENT_FIELDS: {...}}`) whose items a JSON line carries as keys."""
@@ -52,7 +55,8 @@ class BatchingHandler(logging.Handler):
         super().__init__()
         self._stream = stream
         self._interval = interval
-        self._pending: deque[logging.LogRecord] = deque()
+        self._pending: deque[logging.LogRecord] = deque(maxlen=MAX_PENDING)
+        self._dropped = 0
         self._write_lock = threading.Lock()
         self._closing = threading.Event()
         self._writer: threading.Thread | None = None
@@ -67,6 +71,8 @@ class BatchingHandler(logging.Handler):
             self.handleError(record)
             return
         record.request_id = current_request_id()
+        if len(self._pending) == MAX_PENDING:
+            self._dropped += 1  # the oldest goes; approximate under threads, never raises
         self._pending.append(record)
         if self._writer is None:
             self._start_writer()
@@ -81,6 +87,9 @@ class BatchingHandler(logging.Handler):
                     lines.append(self.format(record))
                 except Exception:  # noqa: BLE001
                     self.handleError(record)
+            dropped, self._dropped = self._dropped, 0
+            if dropped:
+                lines.append(f"logging: {dropped} records dropped while the log stream stalled")
             if lines:
                 stream = self._stream or sys.stderr
                 try:

@@ -90,15 +90,27 @@ def answered_status(error: BaseException) -> int:
     return status if isinstance(status, int) and 100 <= status <= 599 else 500
 
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+"""Methods counted by name; any other a caller sends counts as `other`."""
+
+
 class RouteMetricsMiddleware(PrometheusMiddleware):
     """Litestar's Prometheus middleware, also right about requests an inner middleware
-    refused by raising.
+    refused by raising, and labelling a method the caller made up as `other` (a route
+    that takes any method, as the token endpoint does, would otherwise make a series
+    of every method sent to it).
 
     The guard raises its 401 or 503 from a middleware inside this one, and the app
     answers it outside: Litestar's middleware sees no response and would count a 200
     that took no time. Here such a request counts with the status its exception is
     answered with, and the time until it was raised.
     """
+
+    def _get_default_labels(self, request: Request[Any, Any, Any]) -> dict[str, str | int | float]:
+        labels = super()._get_default_labels(request)
+        if labels["method"] not in HTTP_METHODS:
+            labels["method"] = "other"
+        return labels
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request[Any, Any, Any](scope, receive)

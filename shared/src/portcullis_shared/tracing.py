@@ -17,8 +17,9 @@ through the posts service's proxy is one trace across both services.
 
 What a span holds: method, route, status, addresses, user agent, the request id.
 Never a query string (RFC 6750 §2.3 lets a client put a token there, and the
-device page takes a user code), never the `Authorization`, `Cookie` or
-`Set-Cookie` header, even when OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_* asks
+device page takes a user code), never the `Authorization`, `Cookie`,
+`Set-Cookie`, `Location` (an authorization code, a device's user code) or
+`Referer` (a page's query) header, even when OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_* asks
 for headers. Health probes and metrics scrapes are not traced.
 """
 
@@ -54,7 +55,16 @@ from portcullis_shared.request_id import request_id_of
 
 INSTRUMENTATION_NAME = "portcullis"
 REQUEST_ID_ATTRIBUTE = "portcullis.request_id"
-SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie", "set-cookie")
+SECRET_HEADERS = (
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+    # URLs with query strings: an authorization response's code and state (Location),
+    # and whatever the page a browser came from carried (Referer).
+    "location",
+    "referer",
+)
 NOT_TRACED = ["^/healthz$", "^/readyz$", "^/metrics$"]
 # The old semantic conventions' full URL, query string included (the default mode).
 _HTTP_URL = "http.url"

@@ -137,3 +137,9 @@ class StartedDeviceAuthorization:
     """As people read it: two groups of four letters."""
     expires_in: int
     interval: int
+
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
+"""Hosts (as `urlsplit(...).hostname` gives them) of the plain-http redirect URIs a native
+app may register and use on any port: IP literals only, never `localhost`, which a
+resolver could send elsewhere (RFC 8252 §7.3, §8.3)."""

@@ -59,6 +59,10 @@ class AuthRuntime:
     keyring: KeyRing
     hasher: PasswordHasher
     throttle: LoginThrottle
+    """Password attempts, per (username, IP) and per IP."""
+    code_throttle: LoginThrottle
+    """Device user codes typed on the verification page, per (sign-in session, IP) and
+    per IP (RFC 8628 §5.1): counted apart from password attempts."""
     publisher: RevocationPublisher | None
     """Copies revocations to Redis and keeps the copy whole (None without Redis)."""
     revocation_sink: RevocationSink
@@ -95,10 +99,9 @@ class AuthRuntime:
             if settings.redis.url
             else None
         )
-        throttle: LoginThrottle = (
-            RedisLoginThrottle(redis, settings.login, settings.redis.key_prefix)
-            if redis is not None
-            else MemoryLoginThrottle(settings.login)
+        throttle, code_throttle = (
+            _throttle(redis, settings, "login-failures"),
+            _throttle(redis, settings, "device-code-failures"),
         )
         tokens = settings.tokens
         keyring = KeyRing(
@@ -122,6 +125,7 @@ class AuthRuntime:
                 queue_per_caller=settings.login.hash_queue_per_ip,
             ),
             throttle=throttle,
+            code_throttle=code_throttle,
             publisher=publisher,
             revocation_sink=publisher or local_sink,
             own_token_verifier=TokenVerifier(
@@ -225,3 +229,9 @@ def runtime_of(state: State) -> AuthRuntime:
     """The runtime the app's lifespan stored in its state."""
     runtime: AuthRuntime = state.runtime
     return runtime
+
+
+def _throttle(redis: Redis | None, settings: AuthSettings, counter: str) -> LoginThrottle:
+    if redis is None:
+        return MemoryLoginThrottle(settings.login)
+    return RedisLoginThrottle(redis, settings.login, settings.redis.key_prefix, counter=counter)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
+from portcullis_auth.records import LOOPBACK_HOSTS
 
 
 def matches_registered(requested: str, registered: Iterable[str]) -> bool:
@@ -29,7 +29,7 @@ def _same_loopback_uri(requested: str, registered: str) -> bool:
         return False
     return (
         asked.scheme == known.scheme == "http"
-        and asked.hostname in _LOOPBACK_HOSTS
+        and asked.hostname in LOOPBACK_HOSTS
         and asked.hostname == known.hostname
         and asked.netloc.startswith(("127.0.0.1", "[::1]"))  # a literal, no userinfo
         and (asked.path, asked.query, asked.fragment) == (known.path, known.query, known.fragment)

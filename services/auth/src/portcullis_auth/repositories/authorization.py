@@ -6,7 +6,8 @@ import uuid
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.db.models import AuthorizationCode, Consent, User
@@ -70,8 +71,31 @@ class AuthorizationRepository:
     async def consent(self, user_id: uuid.UUID, client_id: str) -> Consent | None:
         return await self._session.get(Consent, (user_id, client_id))
 
-    async def save_consent(self, consent: Consent) -> None:
-        await self._session.merge(consent)
+    async def add_consent_scopes(
+        self, user_id: uuid.UUID, client_id: str, scopes: frozenset[str], now: datetime
+    ) -> None:
+        """Add `scopes` to the user's consent for the client, making it if there is none.
+
+        Safe under concurrent approvals: the row is made with `ON CONFLICT DO NOTHING`
+        (two first approvals cannot both insert), then locked and merged, so no
+        approval's scopes are lost to another's write."""
+        dialect = self._session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        await self._session.execute(
+            insert(Consent)
+            .values(user_id=user_id, client_id=client_id, scopes=[], created_at=now, updated_at=now)
+            .on_conflict_do_nothing()
+        )
+        consent = (
+            await self._session.execute(
+                select(Consent)
+                .where(Consent.user_id == user_id, Consent.client_id == client_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one()
+        consent.scopes = sorted(scopes | frozenset(consent.scopes))
+        consent.updated_at = now
         await self._session.flush()
 
     async def forget_consent(self, user_id: uuid.UUID, client_id: str) -> None:
@@ -79,3 +103,11 @@ class AuthorizationRepository:
         if consent is not None:
             await self._session.delete(consent)
             await self._session.flush()
+
+    async def remove_unused_codes_of(self, user_id: uuid.UUID) -> None:
+        """Every code issued for the user and not redeemed yet."""
+        await self._session.execute(
+            delete(AuthorizationCode).where(
+                AuthorizationCode.user_id == user_id, AuthorizationCode.used_at.is_(None)
+            )
+        )

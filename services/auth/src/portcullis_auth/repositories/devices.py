@@ -75,13 +75,29 @@ class DeviceRepository:
         await self._session.flush()
         return not too_soon
 
-    async def decide(self, authorization_id: uuid.UUID, user_id: uuid.UUID, approved: bool) -> bool:
-        """A pending authorization becomes approved or denied by `user_id`, once."""
+    async def pending_by_id(
+        self, authorization_id: uuid.UUID, now: datetime
+    ) -> DeviceAuthorization | None:
+        result = await self._session.execute(
+            select(DeviceAuthorization).where(
+                DeviceAuthorization.id == authorization_id,
+                DeviceAuthorization.status == "pending",
+                DeviceAuthorization.expires_at > now,
+            )
+        )
+        return result.scalars().first()
+
+    async def decide(
+        self, authorization_id: uuid.UUID, user_id: uuid.UUID, approved: bool, now: datetime
+    ) -> bool:
+        """A pending, unexpired authorization becomes approved or denied by `user_id`,
+        once."""
         result = await self._session.execute(
             update(DeviceAuthorization)
             .where(
                 DeviceAuthorization.id == authorization_id,
                 DeviceAuthorization.status == "pending",
+                DeviceAuthorization.expires_at > now,
             )
             .values(status="approved" if approved else "denied", user_id=user_id)
         )
@@ -97,3 +113,14 @@ class DeviceRepository:
             .values(status="issued", grant_id=grant_id)
         )
         return bool(cast("Any", result).rowcount == 1)
+
+    async def deny_approved_of(self, user_id: uuid.UUID) -> None:
+        """Every device the user approved that has not fetched its tokens yet: denied."""
+        await self._session.execute(
+            update(DeviceAuthorization)
+            .where(
+                DeviceAuthorization.user_id == user_id,
+                DeviceAuthorization.status == "approved",
+            )
+            .values(status="denied")
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from sqlalchemy import delete, select
@@ -32,3 +33,7 @@ class SignInRepository:
         await self._session.execute(
             delete(SignInSession).where(SignInSession.token_hash == token_hash)
         )
+
+    async def remove_all_of(self, user_id: uuid.UUID) -> None:
+        """Every session of the user: each browser they are signed in with."""
+        await self._session.execute(delete(SignInSession).where(SignInSession.user_id == user_id))

@@ -111,14 +111,16 @@ class RedisLoginThrottle:
         settings: LoginSettings,
         prefix: str,
         *,
+        counter: str = "login-failures",
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """`clock`: the wall-clock time attempts are stamped with and back-offs measured by
+        """`counter`: what is counted, in the keys' names, so that two throttles (password
+        logins, device user codes) keep counts apart. `clock`: the wall-clock time attempts are stamped with and back-offs measured by
         (the script reads no clock of Redis's); a parameter so that tests can move it on
         instead of waiting."""
         self._settings = settings
         self._clock = clock
-        self._prefix = prefix + "login-failures:"
+        self._prefix = f"{prefix}{counter}:"
         self._begin = redis.register_script(_BEGIN_ATTEMPT)
         self._uncount = redis.register_script(_UNCOUNT)
 

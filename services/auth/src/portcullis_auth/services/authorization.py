@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from portcullis_auth.db.models import AuthorizationCode, Consent, utcnow
+from portcullis_auth.db.models import AuthorizationCode, utcnow
 from portcullis_auth.records import AuthorizationCode as CodeRecord
 from portcullis_auth.repositories.authorization import AuthorizationRepository
 from portcullis_auth.security.secrets import generate_secret, hash_secret
@@ -76,18 +76,8 @@ class AuthorizationService:
     async def remember_consent(
         self, user_id: uuid.UUID, client_id: str, scopes: frozenset[str]
     ) -> None:
-        consent = await self._repository.consent(user_id, client_id)
-        now = utcnow()
-        given = scopes | frozenset(consent.scopes if consent is not None else ())
-        await self._repository.save_consent(
-            Consent(
-                user_id=user_id,
-                client_id=client_id,
-                scopes=sorted(given),
-                created_at=consent.created_at if consent is not None else now,
-                updated_at=now,
-            )
-        )
+        """The user allowed the client these scopes, besides any allowed before."""
+        await self._repository.add_consent_scopes(user_id, client_id, scopes, utcnow())
 
     async def forget_consent(self, user_id: uuid.UUID, client_id: str) -> None:
         await self._repository.forget_consent(user_id, client_id)

@@ -18,12 +18,14 @@ from urllib.parse import urlsplit
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portcullis_auth.db.models import OAuthClient, utcnow
-from portcullis_auth.records import Client
+from portcullis_auth.records import LOOPBACK_HOSTS, Client
 from portcullis_auth.repositories.clients import ClientRepository
 from portcullis_auth.security.secrets import (
     generate_client_id,
     generate_secret,
     hash_secret,
+    require_client_id,
+    require_strong_secret,
     secret_matches,
 )
 from portcullis_auth.services.revocations import RevocationService
@@ -36,7 +38,6 @@ DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_TYPES = ("authorization_code", DEVICE_CODE, "password", "client_credentials", "refresh_token")
 # Grants that need a client able to keep a secret.
 CONFIDENTIAL_ONLY_GRANTS = frozenset({"password", "client_credentials"})
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "[::1]", "localhost"})
 
 
 class ClientConfigError(ValueError):
@@ -61,7 +62,8 @@ class ClientSpec:
 class CreatedClient:
     client: OAuthClient
     secret: str | None
-    """Shown once; only its hash is stored."""
+    """The secret made for it, shown once; only its hash is stored. None for a public
+    client, and for a secret the caller gave (never echoed)."""
 
 
 def acceptable_redirect_uri(uri: str) -> bool:
@@ -69,7 +71,7 @@ def acceptable_redirect_uri(uri: str) -> bool:
     https unless it is a loopback URI or a native app's private-use scheme (RFC 8252 §7)."""
     try:
         parts = urlsplit(uri)
-        port = parts.port
+        parts.port  # noqa: B018 - a malformed port raises ValueError
     except ValueError:
         return False
     if not parts.scheme or parts.fragment or "@" in parts.netloc:
@@ -77,8 +79,7 @@ def acceptable_redirect_uri(uri: str) -> bool:
     if parts.scheme == "https":
         return bool(parts.netloc)
     if parts.scheme == "http":
-        host = parts.netloc.rsplit(":", 1)[0] if port is not None else parts.netloc
-        return host in LOOPBACK_HOSTS
+        return parts.hostname in LOOPBACK_HOSTS
     return "." in parts.scheme  # a reverse domain name: com.example.app:/callback
 
 
@@ -124,7 +125,22 @@ class ClientService:
     def __init__(self, session: AsyncSession) -> None:
         self._clients = ClientRepository(session)
 
-    async def create(self, spec: ClientSpec, known_scopes: frozenset[str]) -> CreatedClient:
+    async def create(
+        self,
+        spec: ClientSpec,
+        known_scopes: frozenset[str],
+        *,
+        client_id: str | None = None,
+        secret: str | None = None,
+    ) -> CreatedClient:
+        """Register a client under a new random id and secret, or under the id and secret
+        given (an operator's own, so that a deployment can hand them out beforehand)."""
+        if client_id is not None:
+            require_client_id(client_id)
+        if secret is not None:
+            if spec.public:
+                raise ClientConfigError("a public client has no secret")
+            require_strong_secret(secret)
         validate_client(
             grant_types=spec.grant_types,
             scopes=spec.scopes,
@@ -135,9 +151,10 @@ class ClientService:
             redirect_uris=spec.redirect_uris,
             personal_access=spec.personal_access,
         )
-        secret = None if spec.public else generate_secret()
+        made = None if spec.public or secret is not None else generate_secret()
+        secret = secret or made
         client = OAuthClient(
-            id=generate_client_id(),
+            id=client_id or generate_client_id(),
             name=spec.name,
             secret_hash=None if secret is None else hash_secret(secret),
             grant_types=list(dict.fromkeys(spec.grant_types)),
@@ -152,7 +169,7 @@ class ClientService:
             revoked_at=None,
         )
         await self._clients.add(client)
-        return CreatedClient(client, secret)
+        return CreatedClient(client, made)
 
     async def get(self, client_id: str) -> OAuthClient | None:
         return await self._clients.get(client_id)

@@ -110,6 +110,14 @@ class DeviceService:
             return None
         return PendingDevice(found.id, found.client_id, tuple(found.scopes))
 
+    async def pending_by_id(self, authorization_id: uuid.UUID) -> PendingDevice | None:
+        """The authorization of that id, if it still waits for an answer."""
+        found = await self._devices.pending_by_id(authorization_id, utcnow())
+        if found is None:
+            return None
+        return PendingDevice(found.id, found.client_id, tuple(found.scopes))
+
     async def answer(self, authorization_id: uuid.UUID, user_id: uuid.UUID, approved: bool) -> bool:
-        """The user's answer, once; False when the authorization is no longer pending."""
-        return await self._devices.decide(authorization_id, user_id, approved)
+        """The user's answer, once; False when the authorization is no longer pending (or
+        has expired)."""
+        return await self._devices.decide(authorization_id, user_id, approved, utcnow())

@@ -1,7 +1,11 @@
 """Users: creation, password logins, and the changes that lower their trust.
 
 A change that lowers a user's trust (a new password, the admin role taken
-away, disabled) revokes every token the user holds, in the same unit of work.
+away, disabled, every token revoked) revokes every token the user holds and ends
+every sign-in to the auth service's pages, in the same unit of work: a browser
+signed in before the change could otherwise still approve apps and get codes. What
+a sign-in approved and no token carries yet (an unredeemed code, a device still
+polling) is taken back too.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portcullis_auth import events
 from portcullis_auth.db.models import User, utcnow
 from portcullis_auth.records import User as UserRecord
+from portcullis_auth.repositories.authorization import AuthorizationRepository
+from portcullis_auth.repositories.devices import DeviceRepository
+from portcullis_auth.repositories.sign_in import SignInRepository
 from portcullis_auth.repositories.users import UserRepository, user_record
 from portcullis_auth.security.passwords import CallerGone, CallerGoneError, PasswordHasher
 from portcullis_auth.security.usernames import normalise_username
@@ -103,28 +110,38 @@ class UserService:
         return user_record(active)
 
     async def set_password(self, email: str, password: str, revocations: RevocationService) -> None:
-        """A new password; every token of the user is revoked."""
+        """A new password; every token and sign-in of the user ends."""
         check_password_rules(password)
         user = await self.find(email)
         user.password_hash = await self._hasher.hash_async(password)
         await self._session.flush()
-        await revocations.revoke_user(user.id, reason="password_changed")
+        await self._lower_trust(user, revocations, reason="password_changed")
 
     async def set_admin(self, email: str, admin: bool, revocations: RevocationService) -> None:
-        """Grant or take away the admin role; taking it away revokes the user's tokens."""
+        """Grant or take away the admin role; taking it away ends the user's tokens and
+        sign-ins."""
         user = await self.find(email)
         user.is_admin = admin
         await self._session.flush()
         if not admin:
-            await revocations.revoke_user(user.id, reason="admin_removed")
+            await self._lower_trust(user, revocations, reason="admin_removed")
 
     async def disable(self, email: str, revocations: RevocationService) -> None:
-        """No more logins, and every token of the user revoked."""
+        """No more logins, and every token and sign-in of the user ended."""
         user = await self.find(email)
         user.disabled_at = user.disabled_at or utcnow()
         await self._session.flush()
-        await revocations.revoke_user(user.id, reason="user_disabled")
+        await self._lower_trust(user, revocations, reason="user_disabled")
 
     async def revoke_tokens(self, email: str, revocations: RevocationService) -> None:
+        """Every token and sign-in of the user ended."""
         user = await self.find(email)
-        await revocations.revoke_user(user.id, reason="operator")
+        await self._lower_trust(user, revocations, reason="operator")
+
+    async def _lower_trust(self, user: User, revocations: RevocationService, reason: str) -> None:
+        """Revoke the user's tokens, end their sign-ins, and take back what a sign-in gave
+        and no token carries yet: unredeemed codes and approved devices still polling."""
+        await revocations.revoke_user(user.id, reason=reason)
+        await SignInRepository(self._session).remove_all_of(user.id)
+        await AuthorizationRepository(self._session).remove_unused_codes_of(user.id)
+        await DeviceRepository(self._session).deny_approved_of(user.id)

@@ -24,13 +24,14 @@ from portcullis_auth.http.pages.browser import (
     PAGE_HEADERS,
     PageError,
     csrf_token,
-    page_browser,
     read_form,
     with_browser,
 )
 from portcullis_auth.http.pages.session import HOME_PATH, signed_in, to_sign_in
+from portcullis_auth.oauth2.errors import InvalidRequestError
 from portcullis_auth.records import User
 from portcullis_auth.runtime import AuthRuntime
+from portcullis_auth.security.secrets import is_client_id
 from portcullis_auth.services.applications import ApplicationService, AuthorizedApplication
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_shared.dependencies import Injected
@@ -62,6 +63,8 @@ class AuthorizedApplicationsController(Controller):
         uow: Injected[UnitOfWork],
         client_id: FromPath[str],
     ) -> None:
+        if not is_client_id(client_id):
+            raise InvalidRequestError("that is not a client id")
         applications = ApplicationService(uow.session, uow.revocations)
         if not await applications.revoke(first_party_user.id, client_id):
             raise NotFoundException("no application of yours by that id")
@@ -77,11 +80,11 @@ class ApplicationsPageController(Controller):
         runtime: Injected[AuthRuntime],
         uow: Injected[UnitOfWork],
     ) -> Response[Any]:
-        user = await signed_in(uow, request)
+        user = await signed_in(runtime, uow, request)
         if user is None:
             return to_sign_in(request)
         applications = await ApplicationService(uow.session, uow.revocations).list(user.user.id)
-        csrf = csrf_token(runtime, page_browser(request))
+        csrf = csrf_token(runtime, request)
         rows = "".join(
             "<tr>"
             f"<td>{escape(app.name)}</td><td>{escape(' '.join(app.scopes))}</td>"
@@ -120,7 +123,9 @@ class ApplicationsPageController(Controller):
         client_id: FromPath[str],
     ) -> Response[Any]:
         await read_form(runtime, request)
-        user = await signed_in(uow, request)
+        if not is_client_id(client_id):
+            raise PageError("That is not an application of yours.")
+        user = await signed_in(runtime, uow, request)
         if user is None:
             raise PageError("You are signed out.")
         await ApplicationService(uow.session, uow.revocations).revoke(user.user.id, client_id)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.response import Redirect
@@ -20,7 +21,6 @@ from portcullis_auth.http.pages.browser import (
     PAGE_HEADERS,
     PageError,
     csrf_token,
-    page_browser,
     read_form,
     with_browser,
 )
@@ -61,7 +61,7 @@ class AuthorizeController(Controller):
             authorization = await _validate(runtime, params)
         except AuthorizationRedirectError as redirected:
             return _redirect_error(runtime, redirected.target, redirected.error)
-        user = await signed_in(uow, request)
+        user = await signed_in(runtime, uow, request)
         if user is None:
             return to_sign_in(request)
         codes = AuthorizationService(uow.session, uow.revocations)
@@ -69,8 +69,10 @@ class AuthorizeController(Controller):
             scopes = authorization.scopes_for(user.user, runtime.settings.scopes)
         except OAuth2Error as error:
             return _redirect_error(runtime, _target(authorization), error)
-        client = authorization.client
-        if client.first_party or await codes.has_consent(user.user.id, client.id, scopes):
+        if _identity_proven(authorization) and (
+            authorization.client.first_party
+            or await codes.has_consent(user.user.id, authorization.client.id, scopes)
+        ):
             return await _answer_with_code(runtime, codes, authorization, user, scopes)
         return _consent_page(runtime, request, authorization, user, scopes, params)
 
@@ -86,7 +88,7 @@ class AuthorizeController(Controller):
             authorization = await _validate(runtime, form)
         except AuthorizationRedirectError as redirected:
             return _redirect_error(runtime, redirected.target, redirected.error)
-        user = await signed_in(uow, request)
+        user = await signed_in(runtime, uow, request)
         if user is None:
             raise PageError("You are signed out. Go back to the application and start again.")
         if form.get("decision") != "approve":
@@ -108,6 +110,17 @@ async def _validate(runtime: AuthRuntime, params: Mapping[str, str]) -> Authoriz
         )
     except AuthorizationPageError as refused:
         raise PageError(str(refused)) from None
+
+
+def _identity_proven(authorization: AuthorizationRequest) -> bool:
+    """Whether the app asking is the client it names: a confidential client (it will
+    authenticate to redeem the code), or a public one answered at an https address.
+    A public client answered on a loopback port or a private-use scheme could be any
+    local program, so it is asked every time, first-party or not, whatever was
+    allowed before (RFC 8252 §8.6, RFC 6749 §10.2)."""
+    return (
+        not authorization.client.is_public or urlsplit(authorization.redirect_uri).scheme == "https"
+    )
 
 
 def _single_values(request: Request[Any, Any, Any]) -> dict[str, str]:
@@ -160,7 +173,7 @@ def _consent_page(
     scopes: frozenset[str],
     params: Mapping[str, str],
 ) -> Response[str]:
-    csrf = csrf_token(runtime, page_browser(request))
+    csrf = csrf_token(runtime, request)
     carried = {name: params[name] for name in PARAMETERS if name in params}
     body = render.page(
         f"Allow {authorization.client.name}?",

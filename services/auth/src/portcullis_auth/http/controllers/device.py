@@ -21,7 +21,6 @@ from portcullis_auth.http.pages.browser import (
     PAGE_HEADERS,
     PageError,
     csrf_token,
-    page_browser,
     read_form,
     with_browser,
 )
@@ -30,9 +29,15 @@ from portcullis_auth.oauth2.device import start_device_authorization
 from portcullis_auth.oauth2.errors import OAuth2Error
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.scopes import resolve_scopes
+from portcullis_auth.records import Client
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.services.clients import ClientService
-from portcullis_auth.services.devices import DeviceService, display_user_code, normalise_user_code
+from portcullis_auth.services.devices import (
+    DeviceService,
+    PendingDevice,
+    display_user_code,
+    normalise_user_code,
+)
 from portcullis_auth.services.sign_in import SignedIn
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_shared.client_ip import client_ip
@@ -71,7 +76,7 @@ class DeviceController(Controller):
         runtime: Injected[AuthRuntime],
         uow: Injected[UnitOfWork],
     ) -> Response[Any]:
-        user = await signed_in(uow, request)
+        user = await signed_in(runtime, uow, request)
         if user is None:
             return to_sign_in(request)
         return _code_page(runtime, request, user, request.query_params.get("user_code", ""))
@@ -84,13 +89,14 @@ class DeviceController(Controller):
         uow: Injected[UnitOfWork],
     ) -> Response[Any]:
         form = await read_form(runtime, request)
-        user = await signed_in(uow, request)
+        user = await signed_in(runtime, uow, request)
         if user is None:
             raise PageError("You are signed out. Sign in and type the code again.")
         typed = form.get("user_code", "")
-        guesser = f"device-code\x00{user.session_id}"
+        # Per user, not per sign-in: signing in again must not buy a fresh budget.
+        guesser = f"device-code\x00{user.user.id}"
         address = _address(runtime, request)
-        wait = await runtime.throttle.begin_attempt(guesser, address)
+        wait = await runtime.code_throttle.begin_attempt(guesser, address)
         if wait > 0:
             response = _code_page(
                 runtime, request, user, typed, "Too many wrong codes. Wait, then try again.", 429
@@ -104,16 +110,12 @@ class DeviceController(Controller):
             return _code_page(
                 runtime, request, user, typed, "That code is wrong, used or expired.", 400
             )
-        await runtime.throttle.succeeded(guesser, address)
-        client = await ClientService(uow.session).find(pending.client_id)
-        if client is None:
-            raise PageError("The application asking for access is no longer registered.")
-        try:
-            resolve_scopes(frozenset(pending.scopes), client, user.user, runtime.settings.scopes)
-            allowed = True
-        except OAuth2Error:
-            allowed = False  # a privileged scope, and this user may not grant it
-        csrf = csrf_token(runtime, page_browser(request))
+        # A right code takes its own attempt off the counts but forgets no wrong one: a
+        # guesser could otherwise type the code of a device flow of their own between
+        # guesses and guess on for ever.
+        await runtime.code_throttle.withdraw(guesser, address)
+        client, allowed = await _may_allow(runtime, uow, pending, user)
+        csrf = csrf_token(runtime, request)
         buttons = (
             render.button("Allow", name="decision", value="approve") if allowed else ""
         ) + render.button("Deny", name="decision", value="deny")
@@ -143,7 +145,7 @@ class DeviceController(Controller):
         uow: Injected[UnitOfWork],
     ) -> Response[str]:
         form = await read_form(runtime, request)
-        user = await signed_in(uow, request)
+        user = await signed_in(runtime, uow, request)
         if user is None:
             raise PageError("You are signed out. Sign in and type the code again.")
         try:
@@ -151,13 +153,35 @@ class DeviceController(Controller):
         except ValueError:
             raise PageError("The form could not be read.") from None
         approved = form.get("decision") == "approve"
-        if not await DeviceService(uow.session).answer(authorization_id, user.user.id, approved):
+        devices = DeviceService(uow.session)
+        pending = await devices.pending_by_id(authorization_id)
+        if pending is None:
+            raise PageError("That request was already answered or has expired.")
+        if approved and not (await _may_allow(runtime, uow, pending, user))[1]:
+            # No Allow button was shown; one added by hand gets no further.
+            raise PageError("It asks for more than your account holds.", status=403)
+        if not await devices.answer(authorization_id, user.user.id, approved):
             raise PageError("That request was already answered or has expired.")
         outcome = "allowed" if approved else "denied"
         body = render.page(
             "Done", render.paragraph(f"You {outcome} the request. You may go back to your device.")
         )
         return Response(body, media_type=MediaType.HTML, headers=PAGE_HEADERS)
+
+
+async def _may_allow(
+    runtime: AuthRuntime, uow: UnitOfWork, pending: PendingDevice, user: SignedIn
+) -> tuple[Client, bool]:
+    """The client asking, and whether this user may allow what it asks (not when it asks
+    for a privileged scope the user's account does not hold)."""
+    client = await ClientService(uow.session).find(pending.client_id)
+    if client is None:
+        raise PageError("The application asking for access is no longer registered.")
+    try:
+        resolve_scopes(frozenset(pending.scopes), client, user.user, runtime.settings.scopes)
+    except OAuth2Error:
+        return client, False
+    return client, True
 
 
 def _address(runtime: AuthRuntime, request: Request[Any, Any, Any]) -> str:
@@ -176,7 +200,7 @@ def _code_page(
     problem: str | None = None,
     status: int = 200,
 ) -> Response[str]:
-    csrf = csrf_token(runtime, page_browser(request))
+    csrf = csrf_token(runtime, request)
     body = render.page(
         "Connect a device",
         render.paragraph(f"Signed in as {user.email}. Type the code your device shows."),

@@ -12,6 +12,7 @@ from typing import Any
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.response import Redirect
 
+from portcullis_auth.db.models import utcnow
 from portcullis_auth.http.pages import render
 from portcullis_auth.http.pages.browser import (
     PAGE_HEADERS,
@@ -20,7 +21,7 @@ from portcullis_auth.http.pages.browser import (
     cookie,
     csrf_token,
     expired_cookie,
-    page_browser,
+    read_cookie,
     read_form,
     with_browser,
 )
@@ -47,7 +48,7 @@ def sign_in_page(
     problem: str | None = None,
     status: int = 200,
 ) -> Response[str]:
-    csrf = csrf_token(runtime, page_browser(request))
+    csrf = csrf_token(runtime, request)
     body = render.page(
         "Sign in",
         render.paragraph(problem, "error") if problem else "",
@@ -88,6 +89,9 @@ class SignInController(Controller):
             ", ".join(request.headers.getall("x-forwarded-for", [])) or None,
             runtime.settings.server.trusted_proxies,
         )
+        # The session is dated from before the password was checked, so that a change
+        # lowering the user's trust while the check ran covers it (its cutoff).
+        checked_from = utcnow()
         try:
             user = await check_password(
                 UserService(uow.session, runtime.hasher),
@@ -122,7 +126,7 @@ class SignInController(Controller):
             response.headers.update(throttled.headers)
             return response
         session_cookie = await SignInService(uow.session).start(
-            user.id, replacing=request.cookies.get(SESSION_COOKIE)
+            user.id, replacing=read_cookie(runtime, request, SESSION_COOKIE), since=checked_from
         )
         redirect = Redirect(next_path, status_code=303, headers=PAGE_HEADERS)
         redirect.set_cookie(cookie(runtime, SESSION_COOKIE, session_cookie, max_age=SESSION_TTL))
@@ -136,9 +140,9 @@ class SignInController(Controller):
         uow: Injected[UnitOfWork],
     ) -> Response[Any]:
         await read_form(runtime, request)
-        if await signed_in(uow, request) is None:
+        if await signed_in(runtime, uow, request) is None:
             raise PageError("You are not signed in.")
-        await SignInService(uow.session).end(request.cookies.get(SESSION_COOKIE, ""))
+        await SignInService(uow.session).end(read_cookie(runtime, request, SESSION_COOKIE) or "")
         redirect = Redirect(SIGN_IN_PATH, status_code=303, headers=PAGE_HEADERS)
         redirect.set_cookie(expired_cookie(runtime, SESSION_COOKIE))
         return redirect

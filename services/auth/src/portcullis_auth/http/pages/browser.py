@@ -1,10 +1,14 @@
 """What a browser holds for the auth service's pages: a session cookie and a CSRF token.
 
 Both cookies are HttpOnly, SameSite=Lax, and Secure whenever the issuer is
-https. Every form carries a CSRF token: an HMAC of the browser's own random
-cookie under the service's secret, which a page of another site can neither
-read nor make; the sign-in form has one too, so no site can sign a browser in
-to an account of its choosing.
+https; then they are also named with the `__Host-` prefix, which a browser
+keeps only for a Secure cookie of Path=/ with no Domain, so a sibling subdomain
+can neither set nor shadow them (cookie tossing). Every form carries a CSRF
+token: an HMAC, under the service's secret, of the browser's own random cookie
+and of its session cookie, which a page of another site can neither read nor
+make. The sign-in form has one too, so no site can sign a browser in to an
+account of its choosing; and a browser cookie planted from elsewhere brings no
+token that passes beside the victim's own session.
 """
 
 from __future__ import annotations
@@ -23,6 +27,9 @@ from portcullis_auth.runtime import AuthRuntime
 
 SESSION_COOKIE = "portcullis_session"
 BROWSER_COOKIE = "portcullis_browser"
+HOST_ONLY_PREFIX = "__Host-"
+MAX_COOKIE_LENGTH = 100
+"""Longer values were never set by us: read as no cookie."""
 MAX_FORM_BYTES = 16 * 1024
 
 PAGE_HEADERS = {
@@ -51,9 +58,15 @@ def secure_cookies(runtime: AuthRuntime) -> bool:
     return runtime.settings.tokens.issuer.startswith("https://")
 
 
+def cookie_name(runtime: AuthRuntime, name: str) -> str:
+    """`name` as set and read: `__Host-` prefixed under an https issuer (a plain http
+    issuer, for development, cannot set the Secure flag the prefix needs)."""
+    return HOST_ONLY_PREFIX + name if secure_cookies(runtime) else name
+
+
 def cookie(runtime: AuthRuntime, name: str, value: str, max_age: int | None = None) -> Cookie:
     return Cookie(
-        key=name,
+        key=cookie_name(runtime, name),
         value=value,
         path="/",
         max_age=max_age,
@@ -64,41 +77,40 @@ def cookie(runtime: AuthRuntime, name: str, value: str, max_age: int | None = No
 
 
 def expired_cookie(runtime: AuthRuntime, name: str) -> Cookie:
-    return Cookie(
-        key=name,
-        value="",
-        path="/",
-        max_age=0,
-        httponly=True,
-        samesite="lax",
-        secure=secure_cookies(runtime),
+    return cookie(runtime, name, "", max_age=0)
+
+
+def read_cookie(runtime: AuthRuntime, request: Request[Any, Any, Any], name: str) -> str | None:
+    value = request.cookies.get(cookie_name(runtime, name))
+    return value if value and len(value) <= MAX_COOKIE_LENGTH else None
+
+
+def csrf_token(runtime: AuthRuntime, request: Request[Any, Any, Any]) -> str:
+    """The token a form shown on this request carries: bound to the browser and to its
+    session (none before signing in), so it stops passing once either changes."""
+    return _csrf_token(
+        runtime, page_browser(runtime, request), read_cookie(runtime, request, SESSION_COOKIE)
     )
 
 
-def browser_id(request: Request[Any, Any, Any]) -> str | None:
-    value = request.cookies.get(BROWSER_COOKIE)
-    return value if value and len(value) <= 100 else None
-
-
-def csrf_token(runtime: AuthRuntime, browser: str) -> str:
-    return hmac.new(
-        runtime.settings.secret_key, b"csrf\x00" + browser.encode(), hashlib.sha256
-    ).hexdigest()
+def _csrf_token(runtime: AuthRuntime, browser: str, session: str | None) -> str:
+    message = b"csrf\x00" + browser.encode() + b"\x00" + (session or "").encode()
+    return hmac.new(runtime.settings.secret_key, message, hashlib.sha256).hexdigest()
 
 
 def with_browser(
     runtime: AuthRuntime, request: Request[Any, Any, Any], response: Response[Any]
 ) -> Response[Any]:
     """`response`, with the browser cookie set if the browser had none."""
-    if browser_id(request) is None:
-        response.set_cookie(cookie(runtime, BROWSER_COOKIE, page_browser(request)))
+    if read_cookie(runtime, request, BROWSER_COOKIE) is None:
+        response.set_cookie(cookie(runtime, BROWSER_COOKIE, page_browser(runtime, request)))
     return response
 
 
-def page_browser(request: Request[Any, Any, Any]) -> str:
+def page_browser(runtime: AuthRuntime, request: Request[Any, Any, Any]) -> str:
     """The browser's id: its cookie, or a new one (remembered on this request so a page
     and its form agree)."""
-    known = browser_id(request)
+    known = read_cookie(runtime, request, BROWSER_COOKIE)
     if known is not None:
         return known
     fresh: str | None = getattr(request.state, "portcullis_browser", None)
@@ -117,9 +129,11 @@ async def read_form(runtime: AuthRuntime, request: Request[Any, Any, Any]) -> di
         form = parse_form(body, request.headers.get("content-type") or FORM_CONTENT_TYPE)
     except InvalidRequestError as exc:
         raise PageError(f"The form could not be read: {exc.description}.") from None
-    browser = browser_id(request)
+    browser = read_cookie(runtime, request, BROWSER_COOKIE)
+    session = read_cookie(runtime, request, SESSION_COOKIE)
     sent = form.get("csrf_token", "")
-    if browser is None or not hmac.compare_digest(sent, csrf_token(runtime, browser)):
+    expected = None if browser is None else _csrf_token(runtime, browser, session)
+    if expected is None or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise PageError(
             "This form has expired or did not come from this site. Go back, reload the "
             "page and try again.",

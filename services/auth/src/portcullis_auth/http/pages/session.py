@@ -8,7 +8,8 @@ from urllib.parse import urlencode
 from litestar import Request, Response
 from litestar.response import Redirect
 
-from portcullis_auth.http.pages.browser import SESSION_COOKIE
+from portcullis_auth.http.pages.browser import SESSION_COOKIE, read_cookie
+from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.services.sign_in import SignedIn, SignInService
 from portcullis_auth.services.unit_of_work import UnitOfWork
 
@@ -16,9 +17,11 @@ SIGN_IN_PATH = "/sign-in"
 HOME_PATH = "/account/applications"
 
 
-async def signed_in(uow: UnitOfWork, request: Request[Any, Any, Any]) -> SignedIn | None:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie or len(cookie) > 100:
+async def signed_in(
+    runtime: AuthRuntime, uow: UnitOfWork, request: Request[Any, Any, Any]
+) -> SignedIn | None:
+    cookie = read_cookie(runtime, request, SESSION_COOKIE)
+    if cookie is None:
         return None
     return await SignInService(uow.session).find(cookie)
 
