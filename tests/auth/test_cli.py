@@ -139,10 +139,24 @@ def test_a_third_party_password_client_is_created_with_a_warning() -> None:
     assert "--first-party" in third_party.stderr
     assert json.loads(third_party.stdout)["grant_types"] == ["password"]
 
-    own = ok("client", "create", "own app", "--grant", "password", "--first-party", "--json")
+    own = ok(
+        "client", "create", "own app", "--grant", "password", "--first-party",
+        "--scope", "read-posts", "--json",
+    )  # fmt: skip
     assert own.stderr == ""
-    machine = ok("client", "create", "machine", "--grant", "client_credentials", "--json")
+    machine = ok(
+        "client", "create", "machine", "--grant", "client_credentials",
+        "--scope", "read-posts", "--json",
+    )  # fmt: skip
     assert machine.stderr == ""
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_a_client_without_scopes_is_created_with_a_warning() -> None:
+    bare = ok("client", "create", "machine", "--grant", "client_credentials", "--json")
+    assert "no scope" in bare.stderr
+    assert "--scope" in bare.stderr
+    assert json.loads(bare.stdout)["scopes"] == []
 
 
 @pytest.mark.usefixtures("cli_environ")

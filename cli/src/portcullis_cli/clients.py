@@ -33,6 +33,13 @@ THIRD_PARTY_LOGIN_WARNING = (
 )
 
 
+NO_SCOPE_WARNING = (
+    "warning: this client has no scope (no --scope): its tokens will carry none, so no "
+    "scope-checked route will accept them. Add scopes with `portcullis client update "
+    "CLIENT --scope ...`."
+)
+
+
 def client_summary(created: CreatedClient) -> dict[str, object]:
     summary = client_as_dict(created.client)
     summary["client_secret"] = created.secret
@@ -144,6 +151,8 @@ def client_create(
     data = run(work)
     if "password" in grant_types and not first_party:
         click.echo(THIRD_PARTY_LOGIN_WARNING, err=True)
+    if not scopes:
+        click.echo(NO_SCOPE_WARNING, err=True)
     print_client(data, as_json)
 
 

@@ -81,9 +81,16 @@ class GuardConfig:
 
     @classmethod
     def from_env(
-        cls, environ: Mapping[str, str] | None = None, *, require_redis: bool = True
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        require_redis: bool = True,
+        audience: str | None = None,
     ) -> GuardConfig:
-        """`require_redis=False` only for a host that hands the guard its own list."""
+        """`require_redis=False` only for a host that hands the guard its own list.
+        `audience`: the service's own name, when it has one (the posts service's is
+        `posts`); PORTCULLIS_AUDIENCE still overrides it, and without either the
+        setting is required."""
         env = EnvReader(environ)
         algorithms = env.words("ALGORITHMS", ASYMMETRIC_ALGORITHMS)
         for algorithm in algorithms:
@@ -98,7 +105,7 @@ class GuardConfig:
             )
         return cls(
             issuer=env.url("ISSUER", schemes=("http", "https")),
-            audience=env.text("AUDIENCE"),
+            audience=env.text("AUDIENCE", audience),
             jwks_url=env.url("JWKS_URL", schemes=("http", "https")),
             redis_url=None
             if redis_url is None

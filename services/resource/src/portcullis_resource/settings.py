@@ -33,6 +33,10 @@ class PasswordProxySettings:
         )
 
 
+AUDIENCE = "posts"
+"""The posts service's `aud`, unless PORTCULLIS_AUDIENCE says otherwise."""
+
+
 @dataclass(frozen=True, slots=True)
 class ResourceSettings:
     guard: GuardConfig
@@ -65,7 +69,7 @@ class ResourceSettings:
         """`embedded`: hosted by `portcullis dev`, which hands the guard its revocation list."""
         env = EnvReader(environ)
         return cls(
-            guard=GuardConfig.from_env(environ, require_redis=not embedded),
+            guard=GuardConfig.from_env(environ, require_redis=not embedded, audience=AUDIENCE),
             database_url=env.url(
                 "DATABASE_URL", schemes=("postgresql+asyncpg", "sqlite+aiosqlite")
             ),

@@ -24,7 +24,7 @@ from portcullis_auth.http.pages.browser import (
     read_form,
     with_browser,
 )
-from portcullis_auth.http.pages.session import signed_in, to_sign_in
+from portcullis_auth.http.pages.session import caller_address, signed_in, to_sign_in
 from portcullis_auth.oauth2.device import start_device_authorization
 from portcullis_auth.oauth2.errors import OAuth2Error
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
@@ -40,7 +40,6 @@ from portcullis_auth.services.devices import (
 )
 from portcullis_auth.services.sign_in import SignedIn
 from portcullis_auth.services.unit_of_work import UnitOfWork
-from portcullis_shared.client_ip import client_ip
 from portcullis_shared.dependencies import Injected
 
 DEVICE_PATH = "/oauth/device"
@@ -95,7 +94,7 @@ class DeviceController(Controller):
         typed = form.get("user_code", "")
         # Per user, not per sign-in: signing in again must not buy a fresh budget.
         guesser = f"device-code\x00{user.user.id}"
-        address = _address(runtime, request)
+        address = caller_address(runtime, request)
         wait = await runtime.code_throttle.begin_attempt(guesser, address)
         if wait > 0:
             response = _code_page(
@@ -182,14 +181,6 @@ async def _may_allow(
     except OAuth2Error:
         return client, False
     return client, True
-
-
-def _address(runtime: AuthRuntime, request: Request[Any, Any, Any]) -> str:
-    return client_ip(
-        request.client.host if request.client else None,
-        ", ".join(request.headers.getall("x-forwarded-for", [])) or None,
-        runtime.settings.server.trusted_proxies,
-    )
 
 
 def _code_page(

@@ -25,14 +25,13 @@ from portcullis_auth.http.pages.browser import (
     read_form,
     with_browser,
 )
-from portcullis_auth.http.pages.session import SIGN_IN_PATH, safe_next, signed_in
+from portcullis_auth.http.pages.session import SIGN_IN_PATH, caller_address, safe_next, signed_in
 from portcullis_auth.oauth2.errors import InvalidGrantError, TooManyAttemptsError
 from portcullis_auth.oauth2.password_check import check_password
 from portcullis_auth.runtime import AuthRuntime, report
 from portcullis_auth.services.sign_in import SESSION_TTL, SignInService
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_auth.services.users import UserService
-from portcullis_shared.client_ip import client_ip
 from portcullis_shared.dependencies import Injected
 
 PAGES_CLIENT = "portcullis-pages"
@@ -84,11 +83,7 @@ class SignInController(Controller):
         form = await read_form(runtime, request)
         next_path = safe_next(form.get("next"))
         email = form.get("email", "")
-        address = client_ip(
-            request.client.host if request.client else None,
-            ", ".join(request.headers.getall("x-forwarded-for", [])) or None,
-            runtime.settings.server.trusted_proxies,
-        )
+        address = caller_address(runtime, request)
         # The session is dated from before the password was checked, so that a change
         # lowering the user's trust while the check ran covers it (its cutoff).
         checked_from = utcnow()
