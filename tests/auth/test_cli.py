@@ -562,3 +562,42 @@ def test_missing_database_url_names_the_variable(monkeypatch: pytest.MonkeyPatch
     result = refused("client", "list")
 
     assert "PORTCULLIS_DATABASE_URL" in result.output
+
+
+def test_client_create_takes_its_secret_from_stdin_and_never_prints_it(
+    cli_environ: dict[str, str],
+) -> None:
+    secret = secrets.token_urlsafe(32)
+    result = ok(
+        "client", "create", "vaulted", *READ_ONLY_MACHINE, "--secret-stdin", "--json",
+        stdin=secret + "\n",
+    )  # fmt: skip
+    created = json.loads(result.stdout)
+    assert secret not in result.output
+    assert created["client_secret"] is None
+    database_url = cli_environ["PORTCULLIS_DATABASE_URL"]
+    assert client_authenticates(database_url, created["client_id"], secret)
+    assert not client_authenticates(database_url, created["client_id"], secrets.token_urlsafe(32))
+
+
+@pytest.mark.usefixtures("cli_environ")
+@pytest.mark.parametrize(
+    "secret", [secrets.token_urlsafe(24), "", "a" * 64], ids=["24-bytes", "empty", "not-random"]
+)
+def test_client_create_refuses_a_weak_secret_from_stdin(secret: str) -> None:
+    result = refused(
+        "client", "create", "vaulted", *READ_ONLY_MACHINE, "--secret-stdin", stdin=secret
+    )
+    assert "32 random bytes" in result.output
+    if secret:
+        assert secret not in result.output
+    assert ok_json("client", "list") == []
+
+
+@pytest.mark.usefixtures("cli_environ")
+def test_a_public_client_takes_no_secret_from_stdin() -> None:
+    result = refused(
+        "client", "create", "app", "--grant", "authorization_code", "--public",
+        "--redirect-uri", "https://app.example/cb", "--secret-stdin", stdin="x" * 43,
+    )  # fmt: skip
+    assert "public client has no secret" in result.output

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
 from portcullis_auth.db.models import OAuthClient
+from portcullis_auth.security.secrets import require_strong_secret
 from portcullis_auth.services.clients import (
     DEVICE_CODE,
     GRANT_TYPES,
@@ -117,6 +119,12 @@ def client() -> None:
 @click.option("--public", is_flag=True, help="A client without a secret (apps, SPAs, CLIs).")
 @click.option("--first-party", is_flag=True, help="A client of your own, trusted with user logins.")
 @click.option("--introspect", is_flag=True, help="May introspect other clients' tokens (RFC 7662).")
+@click.option(
+    "--secret-stdin",
+    is_flag=True,
+    help="Read the client's secret from standard input (from a vault, say: at least 32 "
+    "random bytes as base64url or hex) instead of making one; it is never printed.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the client as JSON.")
 @friendly_errors
 def client_create(
@@ -129,9 +137,15 @@ def client_create(
     public: bool,
     first_party: bool,
     introspect: bool,
+    secret_stdin: bool,
     as_json: bool,
 ) -> None:
-    """Register a client; its secret is printed once."""
+    """Register a client; its secret is printed once (unless given on standard input)."""
+    given_secret = None
+    if secret_stdin:
+        if public:
+            raise click.ClickException("a public client has no secret: drop --secret-stdin")
+        given_secret = require_strong_secret(sys.stdin.readline().strip())
 
     async def work(uow: UnitOfWork, settings: AuthSettings) -> dict[str, object]:
         spec = ClientSpec(
@@ -145,7 +159,9 @@ def client_create(
             first_party=first_party,
             introspect=introspect,
         )
-        created = await ClientService(uow.session).create(spec, settings.scopes.names)
+        created = await ClientService(uow.session).create(
+            spec, settings.scopes.names, secret=given_secret
+        )
         return client_summary(created)
 
     data = run(work)
