@@ -601,3 +601,44 @@ def test_a_public_client_takes_no_secret_from_stdin() -> None:
         "--redirect-uri", "https://app.example/cb", "--secret-stdin", stdin="x" * 43,
     )  # fmt: skip
     assert "public client has no secret" in result.output
+
+
+def test_rotate_secret_shows_the_new_secret_once_and_keeps_the_old_for_the_overlap(
+    cli_environ: dict[str, str],
+) -> None:
+    created = create_client("machine", *READ_ONLY_MACHINE)
+    client_id, old = created["client_id"], created["client_secret"]
+    rotated = ok_json("client", "rotate-secret", client_id, "--overlap", "2h")
+    new = rotated["client_secret"]
+    assert new
+    assert new != old
+    assert rotated["previous_secret_valid_until"]
+    database_url = cli_environ["PORTCULLIS_DATABASE_URL"]
+    assert client_authenticates(database_url, client_id, new)
+    assert client_authenticates(database_url, client_id, old)
+    assert new not in ok("client", "show", client_id).output
+
+    ok("client", "rotate-secret", client_id, "--overlap", "0")
+    assert not client_authenticates(database_url, client_id, new)
+
+
+def test_rotate_secret_takes_the_new_secret_from_stdin(cli_environ: dict[str, str]) -> None:
+    created = create_client("machine", *READ_ONLY_MACHINE)
+    secret = secrets.token_urlsafe(32)
+    result = ok(
+        "client", "rotate-secret", created["client_id"], "--overlap", "15m", "--secret-stdin",
+        stdin=secret + "\n",
+    )  # fmt: skip
+    assert secret not in result.output
+    assert "shown once" not in result.output
+    assert client_authenticates(
+        cli_environ["PORTCULLIS_DATABASE_URL"], created["client_id"], secret
+    )
+
+
+@pytest.mark.usefixtures("cli_environ")
+@pytest.mark.parametrize("overlap", ["soon", "1w", "-5m"])
+def test_rotate_secret_refuses_a_duration_it_cannot_read(overlap: str) -> None:
+    created = create_client("machine", *READ_ONLY_MACHINE)
+    result = refused("client", "rotate-secret", created["client_id"], "--overlap", overlap)
+    assert "duration" in result.output

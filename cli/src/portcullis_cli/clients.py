@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
+from datetime import timedelta
 
 import click
 
@@ -243,6 +245,64 @@ def client_update(
         return client_as_dict(found)
 
     print_client(run(work), as_json)
+
+
+DURATION = re.compile(r"(\d+)([smhd]?)")
+SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90`, `90s`, `15m`, `2h` or `7d`."""
+    found = DURATION.fullmatch(text.strip())
+    if found is None:
+        raise click.BadParameter("a duration is a whole number and s, m, h or d (15m, 2h, 7d)")
+    return timedelta(seconds=int(found.group(1)) * SECONDS_PER_UNIT[found.group(2)])
+
+
+@client.command("rotate-secret")
+@click.argument("client_id")
+@click.option(
+    "--overlap",
+    required=True,
+    help="How long the current secret keeps working beside the new one (15m, 2h, 7d; 0 "
+    "stops it at once). A rotation during an overlap ends the older one.",
+)
+@click.option(
+    "--secret-stdin",
+    is_flag=True,
+    help="Read the new secret from standard input (at least 32 random bytes as base64url "
+    "or hex) instead of making one; it is never printed.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly_errors
+def client_rotate_secret(client_id: str, overlap: str, secret_stdin: bool, as_json: bool) -> None:
+    """Give a client a new secret; the current one works until the overlap ends."""
+    keep_old_for = parse_duration(overlap)
+    given = require_strong_secret(sys.stdin.readline().strip()) if secret_stdin else None
+
+    async def work(uow: UnitOfWork, _: AuthSettings) -> dict[str, object]:
+        service = ClientService(uow.session)
+        found = await _load_client(service, client_id)
+        made = await service.rotate_secret(found, keep_old_for, given)
+        ends = found.previous_secret_expires_at
+        return {
+            "client_id": found.id,
+            "client_secret": made,
+            "previous_secret_valid_until": None if ends is None else ends.isoformat(),
+        }
+
+    data = run(work)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    if data["client_secret"]:
+        click.echo(f"client_secret:   {data['client_secret']}  (shown once: store it now)")
+    ends = data["previous_secret_valid_until"]
+    click.echo(
+        f"the previous secret of {client_id} works until {ends}"
+        if ends
+        else f"the previous secret of {client_id} no longer works"
+    )
 
 
 @client.command("revoke")

@@ -40,6 +40,10 @@ class Client:
     row is still at this version (and unrevoked), so a copy cannot outlive a change."""
     secret_hash: str | None = field(repr=False)
     """SHA-256 hex of the secret; None for a public client."""
+    previous_secret_hash: str | None = field(default=None, repr=False)
+    """The secret before the last rotation (`client rotate-secret --overlap`)..."""
+    previous_secret_expires_at: datetime | None = None
+    """...accepted until then."""
 
     @property
     def is_public(self) -> bool:

@@ -43,6 +43,9 @@ class OAuthClient(Base):
     name: Mapped[str] = mapped_column(String(200))
     secret_hash: Mapped[str | None] = mapped_column(String(64))
     """SHA-256 hex of the secret; None for a public client."""
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    """The secret before the last rotation, accepted until `previous_secret_expires_at`."""
+    previous_secret_expires_at: Mapped[datetime | None]
     grant_types: Mapped[list[str]]
     scopes: Mapped[list[str]]
     """Scopes the client may ask for."""

@@ -24,6 +24,8 @@ def client_record(row: OAuthClient) -> Client:
         introspect=row.introspect,
         version=row.version,
         secret_hash=row.secret_hash,
+        previous_secret_hash=row.previous_secret_hash,
+        previous_secret_expires_at=row.previous_secret_expires_at,
     )
 
 

@@ -13,6 +13,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -38,6 +39,8 @@ DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_TYPES = ("authorization_code", DEVICE_CODE, "password", "client_credentials", "refresh_token")
 # Grants that need a client able to keep a secret.
 CONFIDENTIAL_ONLY_GRANTS = frozenset({"password", "client_credentials"})
+MAX_SECRET_OVERLAP = timedelta(days=30)
+"""How long an old secret may keep working after a rotation, at most."""
 
 
 class ClientConfigError(ValueError):
@@ -198,6 +201,32 @@ class ClientService:
         )
         await self._clients.save(client)
 
+    async def rotate_secret(
+        self, client: OAuthClient, overlap: timedelta, secret: str | None = None
+    ) -> str | None:
+        """A new secret for a confidential client: the one given, or a new random one
+        (returned, to be shown once; None when given). The current secret keeps working
+        for `overlap` (none: it stops at once), so deployments can move over."""
+        if client.is_public:
+            raise ClientConfigError("a public client has no secret to rotate")
+        if client.revoked_at is not None:
+            raise ClientConfigError(f"client {client.id} is revoked")
+        if overlap < timedelta(0) or overlap > MAX_SECRET_OVERLAP:
+            raise ClientConfigError(
+                f"the overlap must be between 0 and {MAX_SECRET_OVERLAP.days} days"
+            )
+        made = None if secret is not None else generate_secret()
+        new = require_strong_secret(secret) if secret is not None else made
+        assert new is not None
+        if overlap:
+            client.previous_secret_hash = client.secret_hash
+            client.previous_secret_expires_at = utcnow() + overlap
+        else:
+            client.previous_secret_hash = client.previous_secret_expires_at = None
+        client.secret_hash = hash_secret(new)
+        await self._clients.save(client)
+        return made
+
     async def revoke(self, client: OAuthClient, revocations: RevocationService) -> None:
         """The client can no longer authenticate, and every token issued to it is revoked."""
         client.revoked_at = client.revoked_at or utcnow()
@@ -214,14 +243,20 @@ class ClientService:
 
 
 def _proven(client: Client | None, secret: str | None) -> Client | None:
-    """`client`, if `secret` proves it (a public client: no secret at all)."""
+    """`client`, if `secret` proves it (a public client: no secret at all); the secret
+    before the last rotation proves it too until its overlap ends."""
     if client is None:
         return None
     if client.secret_hash is None:
         return None if secret else client
-    if not secret or not secret_matches(secret, client.secret_hash):
+    if not secret:
         return None
-    return client
+    if secret_matches(secret, client.secret_hash):
+        return client
+    previous, until = client.previous_secret_hash, client.previous_secret_expires_at
+    if previous is not None and until is not None and utcnow() < until:
+        return client if secret_matches(secret, previous) else None
+    return None
 
 
 class CachedClientStore:
