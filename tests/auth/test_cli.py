@@ -11,7 +11,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from sqlalchemy import select
 
+from portcullis_auth.db.models import SigningKey
+from portcullis_auth.keys.sealing import KeySealer, UnsealError
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.users import UserService
@@ -642,3 +645,55 @@ def test_rotate_secret_refuses_a_duration_it_cannot_read(overlap: str) -> None:
     created = create_client("machine", *READ_ONLY_MACHINE)
     result = refused("client", "rotate-secret", created["client_id"], "--overlap", overlap)
     assert "duration" in result.output
+
+
+def sealed_keys(database_url: str) -> list[tuple[str, bytes]]:
+    async def read() -> list[tuple[str, bytes]]:
+        engine = create_engine(database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                rows = (await session.execute(select(SigningKey))).scalars()
+                return [(row.kid, row.sealed_private_key) for row in rows]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def opens_under(secret_key: bytes, database_url: str) -> bool:
+    keys = sealed_keys(database_url)
+    assert keys
+    try:
+        for kid, sealed in keys:
+            KeySealer(secret_key).unseal(sealed, kid)
+    except UnsealError:
+        return False
+    return True
+
+
+def test_the_secret_key_rotates_with_previous_and_reencrypt(
+    cli_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ok("install")
+    ok("keys", "rotate")  # two keys, one still pending
+    database_url = cli_environ["PORTCULLIS_DATABASE_URL"]
+    old_text = cli_environ["PORTCULLIS_SECRET_KEY"]
+    old, new = bytes.fromhex(old_text), secrets.token_bytes(32)
+    assert opens_under(old, database_url)
+
+    monkeypatch.setenv("PORTCULLIS_SECRET_KEY", new.hex())
+    get_settings.cache_clear()
+    stuck = refused("keys", "reencrypt")
+    assert "PORTCULLIS_SECRET_KEY_PREVIOUS" in stuck.output
+    assert old_text not in stuck.output
+    assert opens_under(old, database_url)  # nothing changed
+
+    monkeypatch.setenv("PORTCULLIS_SECRET_KEY_PREVIOUS", old_text)
+    get_settings.cache_clear()
+    assert "sealed 2 signing keys" in ok("keys", "reencrypt").output
+    assert opens_under(new, database_url)
+    assert not opens_under(old, database_url)
+
+    monkeypatch.delenv("PORTCULLIS_SECRET_KEY_PREVIOUS")
+    get_settings.cache_clear()
+    ok("keys", "reencrypt")  # runs again without the old secret: nothing left sealed under it

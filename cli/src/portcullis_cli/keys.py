@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from portcullis_auth.keys.sealing import KeySealer
+from portcullis_auth.keys.sealing import KeySealer, UnsealError
 from portcullis_auth.keys.service import KeyInfo, SigningKeyService
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_auth.settings import AuthSettings
@@ -12,7 +12,9 @@ from portcullis_cli.runner import friendly_errors, run
 
 
 def _service(uow: UnitOfWork, settings: AuthSettings) -> SigningKeyService:
-    return SigningKeyService(uow.session, KeySealer(settings.secret_key))
+    return SigningKeyService(
+        uow.session, KeySealer(settings.secret_key, settings.secret_key_previous)
+    )
 
 
 @click.group()
@@ -67,3 +69,21 @@ def keys_list() -> None:
             f"{info.kid}  {info.algorithm:6} {info.state:9} "
             f"activates {info.activates_at.isoformat()}"
         )
+
+
+@keys.command("reencrypt")
+def keys_reencrypt() -> None:
+    """Seal every signing key under PORTCULLIS_SECRET_KEY (opened under it or under
+    PORTCULLIS_SECRET_KEY_PREVIOUS): the last step of rotating the secret key."""
+
+    async def work(uow: UnitOfWork, settings: AuthSettings) -> int:
+        return await _service(uow, settings).reencrypt()
+
+    try:
+        count = run(work)
+    except UnsealError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(
+        f"sealed {count} signing keys under PORTCULLIS_SECRET_KEY; "
+        "PORTCULLIS_SECRET_KEY_PREVIOUS is no longer needed"
+    )

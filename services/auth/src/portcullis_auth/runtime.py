@@ -105,7 +105,9 @@ class AuthRuntime:
         )
         tokens = settings.tokens
         keyring = KeyRing(
-            sessionmaker, KeySealer(settings.secret_key), max_token_ttl=tokens.max_token_ttl
+            sessionmaker,
+            KeySealer(settings.secret_key, settings.secret_key_previous),
+            max_token_ttl=tokens.max_token_ttl,
         )
         local_sink = MemoryRevocationSink(local_revocations or MemoryRevocationList())
         publisher = (

@@ -115,6 +115,9 @@ class AuthSettings:
     login: LoginSettings
     secret_key: bytes = field(repr=False)
     """Master secret (≥ 32 random bytes); seals signing keys."""
+    secret_key_previous: bytes | None = field(default=None, repr=False)
+    """The master secret before a rotation: signing keys sealed under it still open
+    until `portcullis keys reencrypt` has sealed them under `secret_key`."""
     scopes: ScopeRegistry = field(default_factory=ScopeRegistry)
     """Configured scopes with their descriptions."""
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
@@ -180,6 +183,11 @@ class AuthSettings:
                 hash_queue_per_ip=env.integer("PASSWORD_QUEUE_PER_IP", 4, minimum=1),
             ),
             secret_key=env.secret_key("SECRET_KEY"),
+            secret_key_previous=(
+                env.secret_key("SECRET_KEY_PREVIOUS")
+                if env.raw("SECRET_KEY_PREVIOUS") is not None
+                else None
+            ),
             scopes=scopes,
             observability=ObservabilitySettings.from_env(env),
         )

@@ -81,6 +81,15 @@ class SigningKeyService:
             )
         return await self.generate(algorithm, activates_at=utcnow() + delay)
 
+    async def reencrypt(self) -> int:
+        """Seal every signing key again under the current secret key (each opened under
+        the current or the previous one); how many there were."""
+        keys = await self._keys.list()
+        for key in keys:
+            key.sealed_private_key = self._sealer.reseal(key.sealed_private_key, key.kid)
+        await self._keys.flush()
+        return len(keys)
+
     async def has_keys(self) -> bool:
         return bool(await self._keys.list())
 

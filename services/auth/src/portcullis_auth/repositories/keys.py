@@ -21,3 +21,7 @@ class SigningKeyRepository:
         self._session.add(key)
         await self._session.flush()
         return key
+
+    async def flush(self) -> None:
+        """Write the changes made to keys read through `list`."""
+        await self._session.flush()

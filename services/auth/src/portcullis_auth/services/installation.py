@@ -65,7 +65,7 @@ async def install_defaults(
     session: AsyncSession, settings: AuthSettings, given: GivenClients | None = None
 ) -> Installed:
     given = given or GivenClients()
-    keys = SigningKeyService(session, KeySealer(settings.secret_key))
+    keys = SigningKeyService(session, KeySealer(settings.secret_key, settings.secret_key_previous))
     signing_key = None
     if not await keys.has_keys():
         signing_key = (await keys.generate(settings.tokens.signing_algorithm)).kid
