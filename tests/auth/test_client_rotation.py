@@ -12,6 +12,7 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from portcullis_auth.services.clients import ClientConfigError, ClientService
+from portcullis_auth.services.revocations import RevocationService
 from tests.auth.conftest import Seed
 from tests.auth.helpers import assert_oauth_error, client_credentials_grant, execute
 
@@ -89,4 +90,18 @@ async def test_a_public_client_has_no_secret_to_rotate(seed: Seed) -> None:
         public=True,
     )
     with pytest.raises(ClientConfigError, match="public"):
+        await rotate(seed, client_id, timedelta(hours=1))
+
+
+async def test_a_revoked_client_gets_no_new_secret(seed: Seed) -> None:
+    client_id, _ = await seed.client()
+
+    async def revoke(session: AsyncSession) -> None:
+        service = ClientService(session)
+        found = await service.get(client_id)
+        assert found is not None
+        await service.revoke(found, RevocationService(session, seed.settings.tokens))
+
+    await seed.run(revoke)
+    with pytest.raises(ClientConfigError, match="revoked"):
         await rotate(seed, client_id, timedelta(hours=1))

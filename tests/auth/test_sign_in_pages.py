@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import secrets
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -180,3 +182,34 @@ async def test_a_csrf_token_is_bound_to_the_session_it_was_shown_in(
         )
     assert forged.status_code == 403
     assert still_in.status_code == 200
+
+
+async def test_a_form_shown_under_the_previous_secret_key_passes_only_while_it_is_set(
+    database_url: str, redis_url: str, redis_prefix: str, seed: Seed
+) -> None:
+    """While the secret key rotates, a page shown by a process with the old key is sent
+    to one with both: it passes there, and nowhere once the old key is gone."""
+    await seed.user(EMAIL)
+    old = seed.settings.secret_key.hex()
+    new = secrets.token_hex(32)
+
+    def app_with(**keys: str) -> Litestar:
+        environ = auth_environ(database_url, redis_url, redis_prefix)
+        environ.update(keys)
+        return create_app(AuthSettings.from_env(environ))
+
+    async def sign_in_with(app: Litestar, page: httpx.Response) -> int:
+        async with AsyncTestClient(app=app, base_url=ISSUER) as http:
+            http.cookies.set("portcullis_browser", page.cookies["portcullis_browser"])
+            answer = await http.post(
+                "/sign-in",
+                data={"email": EMAIL, "password": USER_PASSWORD, "csrf_token": csrf_of(page)},
+                follow_redirects=False,
+            )
+            return answer.status_code
+
+    async with AsyncTestClient(app=app_with(PORTCULLIS_SECRET_KEY=old), base_url=ISSUER) as http:
+        page = await http.get("/sign-in")
+    both = app_with(PORTCULLIS_SECRET_KEY=new, PORTCULLIS_SECRET_KEY_PREVIOUS=old)
+    assert await sign_in_with(both, page) == 303
+    assert await sign_in_with(app_with(PORTCULLIS_SECRET_KEY=new), page) == 403

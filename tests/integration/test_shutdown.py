@@ -80,6 +80,7 @@ def _terminate_during(
     process.send_signal(signal.SIGTERM)
     time.sleep(SETTLE)
     assert process.poll() is None, "exited with a request in flight"
+    assert _refuses_connections(service), "still takes connections while it drains"
     answered = _finish_request(sock, body)
     process.wait(timeout=20)
     assert _refuses_connections(service)

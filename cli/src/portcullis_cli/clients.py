@@ -14,6 +14,7 @@ from portcullis_auth.security.secrets import require_strong_secret
 from portcullis_auth.services.clients import (
     DEVICE_CODE,
     GRANT_TYPES,
+    MAX_SECRET_OVERLAP,
     ClientService,
     ClientSpec,
     CreatedClient,
@@ -147,7 +148,7 @@ def client_create(
     if secret_stdin:
         if public:
             raise click.ClickException("a public client has no secret: drop --secret-stdin")
-        given_secret = require_strong_secret(sys.stdin.readline().strip())
+        given_secret = read_client_secret()
 
     async def work(uow: UnitOfWork, settings: AuthSettings) -> dict[str, object]:
         spec = ClientSpec(
@@ -252,11 +253,24 @@ SECONDS_PER_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """`90`, `90s`, `15m`, `2h` or `7d`."""
+    """`90`, `90s`, `15m`, `2h` or `7d`, up to `MAX_SECRET_OVERLAP`."""
     found = DURATION.fullmatch(text.strip())
     if found is None:
         raise click.BadParameter("a duration is a whole number and s, m, h or d (15m, 2h, 7d)")
-    return timedelta(seconds=int(found.group(1)) * SECONDS_PER_UNIT[found.group(2)])
+    seconds = int(found.group(1)) * SECONDS_PER_UNIT[found.group(2)]
+    if seconds > MAX_SECRET_OVERLAP.total_seconds():
+        raise click.BadParameter(f"the overlap may last {MAX_SECRET_OVERLAP.days} days at most")
+    return timedelta(seconds=seconds)
+
+
+def read_client_secret() -> str:
+    """A client secret from standard input: hidden when typed at a terminal, else the
+    first line; refused (never repeated) unless it is strong."""
+    if sys.stdin.isatty():
+        typed = click.prompt("Client secret", hide_input=True, confirmation_prompt=True)
+    else:
+        typed = sys.stdin.readline()
+    return require_strong_secret(str(typed).strip())
 
 
 @client.command("rotate-secret")
@@ -278,7 +292,7 @@ def parse_duration(text: str) -> timedelta:
 def client_rotate_secret(client_id: str, overlap: str, secret_stdin: bool, as_json: bool) -> None:
     """Give a client a new secret; the current one works until the overlap ends."""
     keep_old_for = parse_duration(overlap)
-    given = require_strong_secret(sys.stdin.readline().strip()) if secret_stdin else None
+    given = read_client_secret() if secret_stdin else None
 
     async def work(uow: UnitOfWork, _: AuthSettings) -> dict[str, object]:
         service = ClientService(uow.session)

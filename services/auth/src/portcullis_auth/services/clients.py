@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from portcullis_auth.db.models import OAuthClient, utcnow
 from portcullis_auth.records import LOOPBACK_HOSTS, Client
-from portcullis_auth.repositories.clients import ClientRepository
+from portcullis_auth.repositories.clients import ClientRepository, client_record
 from portcullis_auth.security.secrets import (
     generate_client_id,
     generate_secret,
@@ -215,9 +215,8 @@ class ClientService:
             raise ClientConfigError(
                 f"the overlap must be between 0 and {MAX_SECRET_OVERLAP.days} days"
             )
-        made = None if secret is not None else generate_secret()
-        new = require_strong_secret(secret) if secret is not None else made
-        assert new is not None
+        new = require_strong_secret(secret) if secret is not None else generate_secret()
+        made = None if secret is not None else new
         if overlap:
             client.previous_secret_hash = client.secret_hash
             client.previous_secret_expires_at = utcnow() + overlap
@@ -240,6 +239,12 @@ class ClientService:
     async def find(self, client_id: str) -> Client | None:
         """The active client, read now."""
         return await self._clients.get_active_record(client_id)
+
+
+def secret_proves(client: OAuthClient, secret: str) -> bool:
+    """Whether `secret` authenticates `client`: its current secret, or the previous one
+    during a rotation's overlap."""
+    return _proven(client_record(client), secret) is not None
 
 
 def _proven(client: Client | None, secret: str | None) -> Client | None:

@@ -20,8 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from portcullis_auth.db.models import OAuthClient
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.keys.service import SigningKeyService
-from portcullis_auth.security.secrets import secret_matches
-from portcullis_auth.services.clients import ClientService, ClientSpec, CreatedClient
+from portcullis_auth.services.clients import (
+    ClientService,
+    ClientSpec,
+    CreatedClient,
+    secret_proves,
+)
 from portcullis_auth.settings import AuthSettings
 
 PASSWORD_CLIENT_NAME = "Portcullis Password Grant Client"  # noqa: S105 - a name
@@ -170,12 +174,10 @@ def _check_fits(existing: OAuthClient, spec: ClientSpec, secret: str | None) -> 
             f"{spec.grant_types[0]} grant, so it cannot be the {spec.name}; nothing was "
             "changed. Choose another id"
         )
-    if secret is not None and (
-        existing.secret_hash is None or not secret_matches(secret, existing.secret_hash)
-    ):
+    if secret is not None and (existing.secret_hash is None or not secret_proves(existing, secret)):
         raise InstallConflictError(
             f"client {existing.id} exists with another secret than the one given; nothing "
-            "was changed (install never replaces a secret). Give the secret it was created "
-            f"with, or revoke it (`portcullis client revoke {existing.id}`) and choose a new "
+            "was changed (install never replaces a secret). Give the client's current secret, "
+            f"or revoke it (`portcullis client revoke {existing.id}`) and choose a new "
             "id and secret"
         )

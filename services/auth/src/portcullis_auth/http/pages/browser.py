@@ -93,9 +93,16 @@ def csrf_token(runtime: AuthRuntime, request: Request[Any, Any, Any]) -> str:
     )
 
 
-def _csrf_token(runtime: AuthRuntime, browser: str, session: str | None) -> str:
+def _csrf_token(
+    runtime: AuthRuntime, browser: str, session: str | None, *, previous: bool = False
+) -> str:
+    """Under the secret key, or (`previous`) under the one before a rotation, so that a
+    page shown by a process that still runs with the old secret passes at one with both."""
+    settings = runtime.settings
+    key = settings.secret_key_previous if previous else settings.secret_key
+    assert key is not None
     message = b"csrf\x00" + browser.encode() + b"\x00" + (session or "").encode()
-    return hmac.new(runtime.settings.secret_key, message, hashlib.sha256).hexdigest()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
 def with_browser(
@@ -132,8 +139,10 @@ async def read_form(runtime: AuthRuntime, request: Request[Any, Any, Any]) -> di
     browser = read_cookie(runtime, request, BROWSER_COOKIE)
     session = read_cookie(runtime, request, SESSION_COOKIE)
     sent = form.get("csrf_token", "")
-    expected = None if browser is None else _csrf_token(runtime, browser, session)
-    if expected is None or not hmac.compare_digest(sent.encode(), expected.encode()):
+    expected = [] if browser is None else [_csrf_token(runtime, browser, session)]
+    if browser is not None and runtime.settings.secret_key_previous is not None:
+        expected.append(_csrf_token(runtime, browser, session, previous=True))
+    if not any(hmac.compare_digest(sent.encode(), token.encode()) for token in expected):
         raise PageError(
             "This form has expired or did not come from this site. Go back, reload the "
             "page and try again.",
