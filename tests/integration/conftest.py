@@ -176,12 +176,26 @@ def auth_server(
 
 
 @pytest.fixture(scope="module")
+def auth_settings() -> dict[str, str]:
+    """More PORTCULLIS_* for the auth service of `stack`: a module overrides it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def posts_settings() -> dict[str, str]:
+    """More PORTCULLIS_* for the posts service of `stack`: a module overrides it."""
+    return {}
+
+
+@pytest.fixture(scope="module")
 async def stack(
     postgres_url: str,
     redis_url: str,
     template_database: str,
     resource_template_database: str,
     tmp_path_factory: pytest.TempPathFactory,
+    auth_settings: dict[str, str],
+    posts_settings: dict[str, str],
 ) -> AsyncIterator[Stack]:
     """Both services as real processes, shared by the tests of one module."""
     async with running_stack(
@@ -190,5 +204,7 @@ async def stack(
         template_database,
         resource_template_database,
         tmp_path_factory.mktemp("stack"),
+        auth_settings=auth_settings,
+        posts_settings=posts_settings,
     ) as running:
         yield running

@@ -8,7 +8,6 @@ would be; the user's side is a browser following the pages' forms.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -19,7 +18,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from tests.integration.pages import PageBrowser
 from tests.integration.processes import ClientCredentials
-from tests.integration.stack import READ, WRITE, Stack, running_stack
+from tests.integration.stack import READ, WRITE, Stack
 from tests.integration.test_revocation import assert_refused, refused_within
 
 PARTNER_CALLBACK = "https://partner.example/callback"
@@ -28,22 +27,8 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
 @pytest.fixture(scope="module")
-async def stack(
-    postgres_url: str,
-    redis_url: str,
-    template_database: str,
-    resource_template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Stack]:
-    async with running_stack(
-        postgres_url,
-        redis_url,
-        template_database,
-        resource_template_database,
-        tmp_path_factory.mktemp("code"),
-        auth_settings={"PORTCULLIS_DEVICE_POLL_INTERVAL": "1"},
-    ) as running:
-        yield running
+def auth_settings() -> dict[str, str]:
+    return {"PORTCULLIS_DEVICE_POLL_INTERVAL": "1"}
 
 
 @pytest.fixture(scope="module")

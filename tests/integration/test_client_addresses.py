@@ -11,13 +11,12 @@ from __future__ import annotations
 import base64
 import socket
 import time
-from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.integration.stack import Stack, running_stack
+from tests.integration.stack import Stack
 
 ADA = "ada@example.com"
 LOAD_BALANCER = "127.0.0.1"
@@ -26,26 +25,13 @@ STRANGER = "127.0.0.2"
 
 
 @pytest.fixture(scope="module")
-async def stack(
-    postgres_url: str,
-    redis_url: str,
-    template_database: str,
-    resource_template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Stack]:
-    async with running_stack(
-        postgres_url,
-        redis_url,
-        template_database,
-        resource_template_database,
-        tmp_path_factory.mktemp("addresses"),
-        auth_settings={
-            "PORTCULLIS_TRUSTED_PROXIES": "127.0.0.1/32",
-            "PORTCULLIS_PASSWORD_QUEUE": "64",
-        },
-        posts_settings={"PORTCULLIS_TRUSTED_PROXIES": f"{LOAD_BALANCER}/32"},
-    ) as running:
-        yield running
+def auth_settings() -> dict[str, str]:
+    return {"PORTCULLIS_TRUSTED_PROXIES": "127.0.0.1/32", "PORTCULLIS_PASSWORD_QUEUE": "64"}
+
+
+@pytest.fixture(scope="module")
+def posts_settings() -> dict[str, str]:
+    return {"PORTCULLIS_TRUSTED_PROXIES": f"{LOAD_BALANCER}/32"}
 
 
 def proxy_login(

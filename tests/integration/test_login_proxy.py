@@ -10,38 +10,27 @@ import json
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
 
 from tests.integration.processes import ServiceProcess
-from tests.integration.stack import READ, WRITE, Stack, running_stack
+from tests.integration.stack import READ, WRITE, Stack
 
 JSON_LOGS = {"PORTCULLIS_LOG_FORMAT": "json"}
 LOG_WAIT = 5.0
 
 
 @pytest.fixture(scope="module")
-async def stack(
-    postgres_url: str,
-    redis_url: str,
-    template_database: str,
-    resource_template_database: str,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> AsyncIterator[Stack]:
-    """As the shared one, with both services logging JSON lines."""
-    async with running_stack(
-        postgres_url,
-        redis_url,
-        template_database,
-        resource_template_database,
-        tmp_path_factory.mktemp("stack"),
-        auth_settings=JSON_LOGS,
-        posts_settings=JSON_LOGS,
-    ) as running:
-        yield running
+def auth_settings() -> dict[str, str]:
+    return dict(JSON_LOGS)
+
+
+@pytest.fixture(scope="module")
+def posts_settings() -> dict[str, str]:
+    return dict(JSON_LOGS)
 
 
 def logged_line(
