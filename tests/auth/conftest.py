@@ -82,6 +82,7 @@ class ClientOptions(TypedDict, total=False):
     first_party: bool
     personal_access: bool
     introspect: bool
+    rate_limit: str | None
 
 
 @dataclass

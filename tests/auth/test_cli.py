@@ -251,6 +251,30 @@ def test_client_update_refuses_an_unworkable_change_and_keeps_the_client() -> No
 
 
 @pytest.mark.usefixtures("cli_environ")
+def test_a_client_gets_a_budget_of_its_own_and_back_to_the_default() -> None:
+    created = create_client("machine", *READ_ONLY_MACHINE, "--rate-limit", "100/second")
+    client_id = created["client_id"]
+    assert created["rate_limit"] == "100/second"
+
+    assert ok_json("client", "update", client_id, "--rate-limit", "50/minute")["rate_limit"] == (
+        "50/minute"
+    )
+    assert ok_json("client", "show", client_id)["rate_limit"] == "50/minute"
+    malformed = refused("client", "update", client_id, "--rate-limit", "lots")
+    assert "like 100/second" in malformed.output
+    assert ok_json("client", "show", client_id)["rate_limit"] == "50/minute"
+    assert ok_json("client", "update", client_id, "--rate-limit", "default")["rate_limit"] == (
+        "default"
+    )
+    assert (
+        "like 100/second"
+        in refused(
+            "client", "create", "x", "--grant", "client_credentials", "--rate-limit", "0/second"
+        ).output
+    )
+
+
+@pytest.mark.usefixtures("cli_environ")
 def test_client_revoke() -> None:
     kept = create_client("kept", "--grant", "client_credentials")["client_id"]
     client_id = create_client("machine", "--grant", "client_credentials")["client_id"]

@@ -20,6 +20,7 @@ from portcullis_auth.oauth2.errors import (
     InvalidGrantError,
     InvalidScopeError,
     OAuth2Error,
+    RateLimitedError,
     TooManyAttemptsError,
     UnauthorizedClientError,
     UnsupportedGrantTypeError,
@@ -36,6 +37,7 @@ from portcullis_auth.records import (
     DeviceAuthorization,
     FoundRefreshToken,
     IssuedAccessToken,
+    RateLimited,
     RefreshFamily,
     RefreshToken,
     StartedDeviceAuthorization,
@@ -113,6 +115,17 @@ class Throttle:
 
     async def withdraw(self, username: str, client_ip: str) -> None:
         self.log.append(f"withdraw {username}")
+
+
+@dataclass
+class Budgets:
+    spent: list[str] = field(default_factory=list)
+    past: set[str] = field(default_factory=set)
+    """Clients past their budget."""
+
+    async def spend(self, client: Client) -> RateLimited | None:
+        self.spent.append(client.id)
+        return RateLimited(limit=10, window=60, retry_after=7) if client.id in self.past else None
 
 
 @dataclass
@@ -230,6 +243,7 @@ class Core:
     clients: Clients = field(default_factory=Clients)
     users: Users = field(default_factory=Users)
     throttle: Throttle = field(default_factory=Throttle)
+    budgets: Budgets = field(default_factory=Budgets)
     tokens: Tokens = field(default_factory=Tokens)
     codes: Codes = field(default_factory=Codes)
     devices: Devices = field(default_factory=Devices)
@@ -238,6 +252,7 @@ class Core:
     async def ask(self, client_id: str = "client_web", **form: str) -> TokenResponse:
         context = GrantContext(
             clients=self.clients,
+            client_rate_limit=self.budgets,
             users=self.users,
             throttle=self.throttle,
             grants=self.tokens,
@@ -315,6 +330,26 @@ async def test_a_grant_the_client_may_not_use_is_unauthorized_client(core: Core)
     with pytest.raises(UnauthorizedClientError):
         await core.ask(grant_type="password", username="ada@example.com", password="x")
     assert core.throttle.log == []  # refused before any password work
+
+
+async def test_a_client_past_its_budget_is_refused_before_its_grant_runs(core: Core) -> None:
+    core.budgets.past.add("client_web")
+    with pytest.raises(RateLimitedError) as refused:
+        await core.ask(grant_type="password", username="ada@example.com", password="x")
+    assert refused.value.status_code == 429
+    assert refused.value.to_dict()["error"] == "temporarily_unavailable"
+    assert refused.value.headers["Retry-After"] == "7"
+    assert refused.value.headers["RateLimit-Limit"] == "10"
+    assert refused.value.headers["RateLimit-Policy"] == "10;w=60"
+    assert core.throttle.log == []  # no password work
+    assert core.tokens.issued == []
+
+
+async def test_only_an_authenticated_client_spends_its_budget(core: Core) -> None:
+    with pytest.raises(InvalidClientError):
+        await core.ask("client_unknown", grant_type="client_credentials")
+    await core.ask(grant_type="client_credentials")
+    assert core.budgets.spent == ["client_web"]
 
 
 async def test_an_unknown_grant_type_is_unsupported(core: Core) -> None:

@@ -158,7 +158,7 @@ async def test_huge_chunked_body_without_content_length_is_413_json(
         *((name.lower().encode(), value.encode()) for name, value in basic_auth(*client).items()),
     ]
 
-    status, answer_headers, answer = await _raw_post(app, headers, chunks)
+    status, answer_headers, answer = _raw_post(http, app, headers, chunks)
 
     assert status == 413, answer
     assert answer_headers["cache-control"] == "no-store"
@@ -166,12 +166,14 @@ async def test_huge_chunked_body_without_content_length_is_413_json(
     assert set(answer) == {"error", "error_description"}
 
 
-async def _raw_post(
-    app: Litestar, headers: list[tuple[bytes, bytes]], chunks: list[bytes]
+def _raw_post(
+    http: AsyncTestClient[Litestar],
+    app: Litestar,
+    headers: list[tuple[bytes, bytes]],
+    chunks: list[bytes],
 ) -> tuple[int, dict[str, str], dict[str, Any]]:
-    """A POST straight into the started app, headers exactly as given (the test client
-    folds repeated ones into one). It runs on this test's loop, not the app's: only
-    for requests answered before the database is asked."""
+    """A POST straight into the started app, on its own loop, headers exactly as given
+    (the test client folds repeated ones into one)."""
     chunks = list(chunks)
 
     async def receive() -> HTTPRequestEvent | HTTPDisconnectEvent:
@@ -200,7 +202,12 @@ async def _raw_post(
         "server": ("auth.test", 80),
         "state": {},
     }
-    await app(scope, receive, send)  # type: ignore[arg-type]
+
+    async def post() -> None:
+        await app(scope, receive, send)  # type: ignore[arg-type]
+
+    with http.portal() as portal:
+        portal.call(post)
     start = next(message for message in messages if message["type"] == "http.response.start")
     answer = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
     headers_sent = {name.decode().lower(): value.decode() for name, value in start["headers"]}
@@ -219,7 +226,7 @@ async def test_a_header_sent_twice_is_invalid_request(
     }
     twice = [*sent.items(), (header.encode(), sent[header.encode()])]
 
-    status, _, answer = await _raw_post(app, twice, [b"grant_type=client_credentials"])
+    status, _, answer = _raw_post(http, app, twice, [b"grant_type=client_credentials"])
 
     assert (status, answer["error"]) == (400, "invalid_request")
     assert header in answer["error_description"]

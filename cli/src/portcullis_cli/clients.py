@@ -45,6 +45,12 @@ NO_SCOPE_WARNING = (
 )
 
 
+RATE_LIMIT_HELP = (
+    "Requests the client may make to each endpoint (token, introspection, revocation, "
+    "...), like 100/second or 6000/minute, in place of PORTCULLIS_RATE_LIMIT_PER_CLIENT."
+)
+
+
 def client_summary(created: CreatedClient) -> dict[str, object]:
     summary = client_as_dict(created.client)
     summary["client_secret"] = created.secret
@@ -64,6 +70,7 @@ def client_as_dict(client: OAuthClient) -> dict[str, object]:
         "default_scopes": client.default_scopes,
         "audiences": client.audiences,
         "redirect_uris": client.redirect_uris,
+        "rate_limit": client.rate_limit or "default",
         "revoked": client.revoked_at is not None,
     }
 
@@ -122,6 +129,7 @@ def client() -> None:
 @click.option("--public", is_flag=True, help="A client without a secret (apps, SPAs, CLIs).")
 @click.option("--first-party", is_flag=True, help="A client of your own, trusted with user logins.")
 @click.option("--introspect", is_flag=True, help="May introspect other clients' tokens (RFC 7662).")
+@click.option("--rate-limit", help=RATE_LIMIT_HELP)
 @click.option(
     "--secret-stdin",
     is_flag=True,
@@ -140,6 +148,7 @@ def client_create(
     public: bool,
     first_party: bool,
     introspect: bool,
+    rate_limit: str | None,
     secret_stdin: bool,
     as_json: bool,
 ) -> None:
@@ -161,6 +170,7 @@ def client_create(
             public=public,
             first_party=first_party,
             introspect=introspect,
+            rate_limit=rate_limit,
         )
         created = await ClientService(uow.session).create(
             spec, settings.scopes.names, secret=given_secret
@@ -214,6 +224,7 @@ def client_show(client_id: str, as_json: bool) -> None:
 @click.option("--audience", "audiences", multiple=True)
 @click.option("--redirect-uri", "redirect_uris", multiple=True)
 @click.option("--first-party/--third-party", default=None)
+@click.option("--rate-limit", help=RATE_LIMIT_HELP + ' "default": the service\'s.')
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def client_update(
@@ -225,6 +236,7 @@ def client_update(
     audiences: tuple[str, ...],
     redirect_uris: tuple[str, ...],
     first_party: bool | None,
+    rate_limit: str | None,
     as_json: bool,
 ) -> None:
     """Change a client; each list option given replaces that whole list."""
@@ -242,6 +254,7 @@ def client_update(
             audiences=list(audiences) or None,
             redirect_uris=list(redirect_uris) or None,
             first_party=first_party,
+            rate_limit="" if rate_limit == "default" else rate_limit,
         )
         return client_as_dict(found)
 

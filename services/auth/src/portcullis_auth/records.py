@@ -44,6 +44,8 @@ class Client:
     """The secret before the last rotation (`client rotate-secret --overlap`)..."""
     previous_secret_expires_at: datetime | None = None
     """...accepted until then."""
+    rate_limit: str | None = None
+    """Requests per endpoint the client may make (`1200/minute`); None: the default."""
 
     @property
     def is_public(self) -> bool:
@@ -147,3 +149,13 @@ LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1"})
 """Hosts (as `urlsplit(...).hostname` gives them) of the plain-http redirect URIs a native
 app may register and use on any port: IP literals only, never `localhost`, which a
 resolver could send elsewhere (RFC 8252 §7.3, §8.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimited:
+    """A request refused for being past its budget: `limit` requests per `window` seconds,
+    spent until `retry_after` seconds from now."""
+
+    limit: int
+    window: int
+    retry_after: int

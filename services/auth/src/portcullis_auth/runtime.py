@@ -28,8 +28,10 @@ from portcullis_auth.revocation.publisher import (
     RevocationSink,
     check_eviction_policy,
 )
+from portcullis_auth.security import rate_limits
 from portcullis_auth.security.login_throttle import MemoryLoginThrottle, RedisLoginThrottle
 from portcullis_auth.security.passwords import PasswordHasher
+from portcullis_auth.security.rate_limits import RateLimiter
 from portcullis_auth.services.authorization import AuthorizationService
 from portcullis_auth.services.clients import CachedClientStore, ClientCache
 from portcullis_auth.services.devices import DeviceService
@@ -81,6 +83,8 @@ class AuthRuntime:
     direct_postgres: DirectPostgres | None
     """Postgres only: connections for the token endpoint's hottest statements
     (`repositories/postgres_token_store.py`)."""
+    rate_limiter: RateLimiter
+    """Request budgets per endpoint, per client address and per client."""
 
     @classmethod
     def create(
@@ -141,6 +145,7 @@ class AuthRuntime:
             access_token_recorder=AccessTokenRecorder(batch_writer(engine, direct)),
             request_sessions=SessionsIfUsed(sessionmaker),
             direct_postgres=direct,
+            rate_limiter=RateLimiter(settings.rate_limits, redis, settings.redis.key_prefix),
         )
 
     def unit_of_work(self, session: AsyncSession) -> UnitOfWork:
@@ -169,6 +174,7 @@ class AuthRuntime:
         tokens = self.token_service(uow, store)
         return GrantContext(
             clients=CachedClientStore(self.clients),
+            client_rate_limit=self.rate_limiter.for_clients(rate_limits.TOKEN),
             users=UserService(uow.session, self.hasher),
             throttle=self.throttle,
             grants=tokens,

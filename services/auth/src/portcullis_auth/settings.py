@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from limits import RateLimitItem, parse_many
+
 from portcullis_shared.environment import EnvReader, SettingsError, load_dotenv_file
 from portcullis_shared.observability import ObservabilitySettings
 from portcullis_shared.scopes import DEFAULT_PRIVILEGED_SCOPES, DEFAULT_SCOPES, ScopeRegistry
@@ -106,6 +108,24 @@ class LoginSettings:
     """Of which for one client address: one caller cannot take the whole queue."""
 
 
+DEFAULT_RATE_PER_IP = "1200/minute"
+DEFAULT_RATE_PER_CLIENT = "6000/minute"
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """Budgets of the token, introspection, revocation, personal-access-token,
+    authorization and device endpoints, each endpoint counted apart."""
+
+    enabled: bool = True
+    """Off only where something in front of the service already limits."""
+    per_ip: str = DEFAULT_RATE_PER_IP
+    """Requests one client address may make to one endpoint (IPv6 by its /64)."""
+    per_client: str = DEFAULT_RATE_PER_CLIENT
+    """Requests one client may make to one endpoint, unless the client has its own
+    (`portcullis client update CLIENT --rate-limit`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
     server: ServerSettings
@@ -122,6 +142,8 @@ class AuthSettings:
     """Configured scopes with their descriptions."""
     observability: ObservabilitySettings = field(default_factory=ObservabilitySettings)
     """Log format and tracing."""
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    """Requests per endpoint, per client address and per client."""
 
     @classmethod
     def from_env(
@@ -190,6 +212,11 @@ class AuthSettings:
             ),
             scopes=scopes,
             observability=ObservabilitySettings.from_env(env),
+            rate_limits=RateLimitSettings(
+                enabled=env.flag("RATE_LIMITS", default=True),
+                per_ip=rate(env, "RATE_LIMIT_PER_IP", DEFAULT_RATE_PER_IP),
+                per_client=rate(env, "RATE_LIMIT_PER_CLIENT", DEFAULT_RATE_PER_CLIENT),
+            ),
         )
 
 
@@ -209,6 +236,29 @@ def cors_origins(env: EnvReader) -> tuple[str, ...]:
                 f"PORTCULLIS_CORS_ORIGINS lists exact origins like https://app.example.com, got {origin!r}"
             )
     return tuple(origin.rstrip("/") for origin in origins)
+
+
+def rate(env: EnvReader, name: str, default: str) -> str:
+    """A budget such as `1200/minute` or `50/second`."""
+    text = env.text(name, default)
+    try:
+        parse_rate(text)
+    except ValueError:
+        raise SettingsError(
+            f"PORTCULLIS_{name} is a number of requests per second, minute or hour, "
+            f"like {default}; got {text!r}"
+        ) from None
+    return text
+
+
+def parse_rate(text: str) -> RateLimitItem:
+    """`N/second`, `N/minute` or `N/hour`, N at least 1: one budget of requests."""
+    items = parse_many(text) if text.count("/") == 1 else []
+    if len(items) != 1 or items[0].amount < 1 or items[0].multiples != 1:
+        raise ValueError(f"not a rate: {text!r}")
+    if items[0].GRANULARITY.name not in {"second", "minute", "hour"}:
+        raise ValueError(f"not a rate: {text!r}")
+    return items[0]
 
 
 def account_audiences(env: EnvReader) -> tuple[str, ...]:

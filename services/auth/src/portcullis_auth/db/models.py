@@ -59,6 +59,8 @@ class OAuthClient(Base):
     """The client personal access tokens are issued to."""
     introspect: Mapped[bool] = mapped_column(default=False)
     """May introspect (RFC 7662) tokens of other clients."""
+    rate_limit: Mapped[str | None] = mapped_column(String(40))
+    """Requests per endpoint the client may make (`1200/minute`); None: the default."""
     created_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
     version: Mapped[int] = mapped_column(default=1, server_default="1")

@@ -115,7 +115,8 @@ def caller_gone_handler(
 def page_error_handler(_: Request[Any, Any, Any], exc: PageError) -> Response[str]:
     """A page's request refused: an HTML page saying why, never a redirect."""
     body = render.page("Something is wrong", render.paragraph(exc.message, "error"))
-    return Response(body, status_code=exc.status, media_type=MediaType.HTML, headers=PAGE_HEADERS)
+    headers = {**PAGE_HEADERS, **exc.headers}
+    return Response(body, status_code=exc.status, media_type=MediaType.HTML, headers=headers)
 
 
 def internal_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, str]]:

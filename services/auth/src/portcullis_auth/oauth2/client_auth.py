@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote_plus
 
-from portcullis_auth.oauth2.errors import InvalidClientError, InvalidRequestError
-from portcullis_auth.oauth2.ports import ClientStore
+from portcullis_auth.oauth2.errors import InvalidClientError, InvalidRequestError, RateLimitedError
+from portcullis_auth.oauth2.ports import ClientRateLimit, ClientStore
 from portcullis_auth.oauth2.request import TokenRequest
 from portcullis_auth.records import Client
 
@@ -61,6 +61,18 @@ async def authenticate_client(request: TokenRequest, clients: ClientStore) -> Cl
     client = await clients.authenticate(credentials.client_id, credentials.client_secret)
     if client is None:
         raise InvalidClientError("client authentication failed", used_basic=credentials.used_basic)
+    return client
+
+
+async def authenticate_within_budget(
+    request: TokenRequest, clients: ClientStore, budget: ClientRateLimit
+) -> Client:
+    """The authenticated client, once it has spent one request of its budget: only a
+    proven client spends its own, and past it the request is refused (429)."""
+    client = await authenticate_client(request, clients)
+    refusal = await budget.spend(client)
+    if refusal is not None:
+        raise RateLimitedError(refusal)
     return client
 
 

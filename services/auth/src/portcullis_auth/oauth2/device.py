@@ -8,9 +8,9 @@ when a user answers: only then is the user known.
 
 from __future__ import annotations
 
-from portcullis_auth.oauth2.client_auth import authenticate_client
+from portcullis_auth.oauth2.client_auth import authenticate_within_budget
 from portcullis_auth.oauth2.errors import UnauthorizedClientError
-from portcullis_auth.oauth2.ports import ClientStore, DeviceStore
+from portcullis_auth.oauth2.ports import ClientRateLimit, ClientStore, DeviceStore
 from portcullis_auth.oauth2.request import TokenRequest
 from portcullis_auth.oauth2.scopes import parse_requested_scope, resolve_audience, resolve_scopes
 from portcullis_shared.scopes import ScopeRegistry
@@ -21,12 +21,13 @@ GRANT_TYPE = "urn:ietf:params:oauth:grant-type:device_code"
 async def start_device_authorization(
     request: TokenRequest,
     clients: ClientStore,
+    budget: ClientRateLimit,
     devices: DeviceStore,
     registry: ScopeRegistry,
     issuer: str,
 ) -> dict[str, object]:
     """§3.2: the device authorization response."""
-    client = await authenticate_client(request, clients)
+    client = await authenticate_within_budget(request, clients, budget)
     if GRANT_TYPE not in client.grant_types:
         raise UnauthorizedClientError("the client may not use the device authorization grant")
     requested = parse_requested_scope(request.get("scope"), registry)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from portcullis_auth.oauth2.audit import AuditEvent
-from portcullis_auth.records import AuthorizationCode, RefreshFamily
+from portcullis_auth.records import AuthorizationCode, RateLimited, RefreshFamily
 
 
 class OAuth2Error(Exception):
@@ -135,6 +135,32 @@ class TooManyAttemptsError(OAuth2Error):
             headers={"Retry-After": str(max(1, retry_after))},
             audit=audit,
         )
+
+
+class RateLimitedError(OAuth2Error):
+    """Past a request budget: 429 (RFC 6585 §4) with when to come back."""
+
+    error = "temporarily_unavailable"
+    status_code = 429
+
+    def __init__(self, refusal: RateLimited) -> None:
+        super().__init__(
+            f"too many requests; try again in {refusal.retry_after} seconds",
+            headers=rate_limit_headers(refusal),
+        )
+
+
+def rate_limit_headers(refusal: RateLimited) -> dict[str, str]:
+    """`Retry-After`, and the budget in the `RateLimit-*` fields that
+    draft-ietf-httpapi-ratelimit-headers names (limit, remaining, seconds to reset)."""
+    wait = str(refusal.retry_after)
+    return {
+        "Retry-After": wait,
+        "RateLimit-Limit": str(refusal.limit),
+        "RateLimit-Remaining": "0",
+        "RateLimit-Reset": wait,
+        "RateLimit-Policy": f"{refusal.limit};w={refusal.window}",
+    }
 
 
 class TemporarilyUnavailableError(OAuth2Error):

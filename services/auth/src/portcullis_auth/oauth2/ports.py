@@ -19,6 +19,7 @@ from portcullis_auth.records import (
     DeviceAuthorization,
     FoundRefreshToken,
     IssuedAccessToken,
+    RateLimited,
     RefreshFamily,
     StartedDeviceAuthorization,
     User,
@@ -53,6 +54,13 @@ class UserAuthenticator(Protocol):
         caller_gone: CallerGone | None = None,
     ) -> User | None:
         """The active user with this password, or None (the same work either way)."""
+        ...
+
+
+class ClientRateLimit(Protocol):
+    async def spend(self, client: Client) -> RateLimited | None:
+        """Count one request of `client`'s: None while within its budget, else the
+        refusal (nothing counted)."""
         ...
 
 

@@ -8,7 +8,7 @@ worth keeping.
 from __future__ import annotations
 
 from portcullis_auth.oauth2.audit import AuditEvent
-from portcullis_auth.oauth2.client_auth import authenticate_client
+from portcullis_auth.oauth2.client_auth import authenticate_within_budget
 from portcullis_auth.oauth2.errors import (
     OAuth2Error,
     ReusedAuthorizationCodeError,
@@ -25,7 +25,7 @@ async def handle_token_request(
 ) -> TokenResponse:
     """The token response, or an OAuth2Error. Anything the ports raise (a backend
     down, the client's row changed under the request) passes through unchanged."""
-    client = await authenticate_client(request, context.clients)
+    client = await authenticate_within_budget(request, context.clients, context.client_rate_limit)
     grant = registry.create(request.require("grant_type"), context)
     grant.check_client(client)
     try:

@@ -26,6 +26,7 @@ def client_record(row: OAuthClient) -> Client:
         secret_hash=row.secret_hash,
         previous_secret_hash=row.previous_secret_hash,
         previous_secret_expires_at=row.previous_secret_expires_at,
+        rate_limit=row.rate_limit,
     )
 
 

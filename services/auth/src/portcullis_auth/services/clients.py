@@ -30,7 +30,7 @@ from portcullis_auth.security.secrets import (
     secret_matches,
 )
 from portcullis_auth.services.revocations import RevocationService
-from portcullis_auth.settings import DEFAULT_AUDIENCE
+from portcullis_auth.settings import DEFAULT_AUDIENCE, parse_rate
 
 CLIENT_CACHE_SECONDS = 5.0
 """How long the token endpoint may answer from a copy of a client's row."""
@@ -59,6 +59,8 @@ class ClientSpec:
     first_party: bool = False
     personal_access: bool = False
     introspect: bool = False
+    rate_limit: str | None = None
+    """Requests per endpoint (`100/second`); None: the service's default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,20 @@ def acceptable_redirect_uri(uri: str) -> bool:
     if parts.scheme == "http":
         return parts.hostname in LOOPBACK_HOSTS
     return "." in parts.scheme  # a reverse domain name: com.example.app:/callback
+
+
+def checked_rate_limit(rate_limit: str | None) -> str | None:
+    """A client's own budget, `N/second`, `N/minute` or `N/hour`; None: the default."""
+    if rate_limit is None:
+        return None
+    try:
+        parse_rate(rate_limit)
+    except ValueError:
+        raise ClientConfigError(
+            f"a rate limit is a number of requests per second, minute or hour, like "
+            f"100/second; got {rate_limit!r}"
+        ) from None
+    return rate_limit
 
 
 def validate_client(
@@ -154,6 +170,7 @@ class ClientService:
             redirect_uris=spec.redirect_uris,
             personal_access=spec.personal_access,
         )
+        rate_limit = checked_rate_limit(spec.rate_limit)
         made = None if spec.public or secret is not None else generate_secret()
         secret = secret or made
         client = OAuthClient(
@@ -168,6 +185,7 @@ class ClientService:
             first_party=spec.first_party,
             personal_access=spec.personal_access,
             introspect=spec.introspect,
+            rate_limit=rate_limit,
             created_at=utcnow(),
             revoked_at=None,
         )
@@ -187,7 +205,9 @@ class ClientService:
         self, client: OAuthClient, known_scopes: frozenset[str], **changes: object
     ) -> None:
         for name, value in changes.items():
-            if value is not None:
+            if name == "rate_limit" and value is not None:
+                client.rate_limit = checked_rate_limit(str(value) or None)  # "": the default
+            elif value is not None:
                 setattr(client, name, value)
         validate_client(
             grant_types=client.grant_types,

@@ -25,6 +25,7 @@ from portcullis_auth.http.pages.browser import (
     with_browser,
 )
 from portcullis_auth.http.pages.session import signed_in, to_sign_in
+from portcullis_auth.http.rate_limits import page_address_budget
 from portcullis_auth.oauth2.authorization import (
     PARAMETERS,
     AuthorizationPageError,
@@ -37,6 +38,7 @@ from portcullis_auth.oauth2.authorization import (
 )
 from portcullis_auth.oauth2.errors import AccessDeniedError, OAuth2Error
 from portcullis_auth.runtime import AuthRuntime
+from portcullis_auth.security import rate_limits
 from portcullis_auth.services.authorization import AuthorizationService
 from portcullis_auth.services.clients import CachedClientStore
 from portcullis_auth.services.sign_in import SignedIn
@@ -49,7 +51,7 @@ AUTHORIZE_PATH = "/oauth/authorize"
 class AuthorizeController(Controller):
     include_in_schema = False
 
-    @get(AUTHORIZE_PATH)
+    @get(AUTHORIZE_PATH, guards=[page_address_budget(rate_limits.AUTHORIZATION)])
     async def authorize(
         self,
         request: Request[Any, Any, Any],
@@ -76,7 +78,11 @@ class AuthorizeController(Controller):
             return await _answer_with_code(runtime, codes, authorization, user, scopes)
         return _consent_page(runtime, request, authorization, user, scopes, params)
 
-    @post(AUTHORIZE_PATH, status_code=303)
+    @post(
+        AUTHORIZE_PATH,
+        status_code=303,
+        guards=[page_address_budget(rate_limits.AUTHORIZATION)],
+    )
     async def decide(
         self,
         request: Request[Any, Any, Any],

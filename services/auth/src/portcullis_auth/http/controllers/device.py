@@ -25,12 +25,14 @@ from portcullis_auth.http.pages.browser import (
     with_browser,
 )
 from portcullis_auth.http.pages.session import caller_address, signed_in, to_sign_in
+from portcullis_auth.http.rate_limits import address_budget, page_address_budget
 from portcullis_auth.oauth2.device import start_device_authorization
 from portcullis_auth.oauth2.errors import OAuth2Error
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.scopes import resolve_scopes
 from portcullis_auth.records import Client
 from portcullis_auth.runtime import AuthRuntime
+from portcullis_auth.security import rate_limits
 from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.devices import (
     DeviceService,
@@ -49,7 +51,12 @@ MAX_BODY_BYTES = 16 * 1024
 class DeviceController(Controller):
     include_in_schema = False
 
-    @post("/oauth/device/code", request_max_body_size=MAX_BODY_BYTES, status_code=200)
+    @post(
+        "/oauth/device/code",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        guards=[address_budget(rate_limits.DEVICE)],
+    )
     async def start(
         self,
         request: Request[Any, Any, Any],
@@ -62,13 +69,14 @@ class DeviceController(Controller):
         body = await start_device_authorization(
             token_request,
             ClientService(uow.session),
+            runtime.rate_limiter.for_clients(rate_limits.DEVICE),
             DeviceService(uow.session, runtime.settings.tokens.device_poll_interval),
             runtime.settings.scopes,
             runtime.settings.tokens.issuer,
         )
         return Response(body, media_type=MediaType.JSON, headers=NO_STORE)
 
-    @http_get(DEVICE_PATH)
+    @http_get(DEVICE_PATH, guards=[page_address_budget(rate_limits.DEVICE)])
     async def enter_code(
         self,
         request: Request[Any, Any, Any],
@@ -80,7 +88,7 @@ class DeviceController(Controller):
             return to_sign_in(request)
         return _code_page(runtime, request, user, request.query_params.get("user_code", ""))
 
-    @post(DEVICE_PATH, status_code=200)
+    @post(DEVICE_PATH, status_code=200, guards=[page_address_budget(rate_limits.DEVICE)])
     async def check_code(
         self,
         request: Request[Any, Any, Any],
@@ -136,7 +144,11 @@ class DeviceController(Controller):
             runtime, request, Response(body, media_type=MediaType.HTML, headers=PAGE_HEADERS)
         )
 
-    @post(f"{DEVICE_PATH}/answer", status_code=200)
+    @post(
+        f"{DEVICE_PATH}/answer",
+        status_code=200,
+        guards=[page_address_budget(rate_limits.DEVICE)],
+    )
     async def answer(
         self,
         request: Request[Any, Any, Any],

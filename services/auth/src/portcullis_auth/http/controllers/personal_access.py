@@ -13,6 +13,7 @@ from litestar.params import FromPath, JSONBody
 
 from portcullis_auth.http.authentication import bearer_caller, first_party_login
 from portcullis_auth.http.errors import NO_STORE
+from portcullis_auth.http.rate_limits import address_budget, client_budget
 from portcullis_auth.oauth2.errors import (
     InvalidRequestError,
     InvalidScopeError,
@@ -21,6 +22,7 @@ from portcullis_auth.oauth2.errors import (
 )
 from portcullis_auth.records import User
 from portcullis_auth.runtime import AuthRuntime
+from portcullis_auth.security import rate_limits
 from portcullis_auth.services.account_tokens import AccountCaller, AccountTokenService
 from portcullis_auth.services.personal_access import (
     PersonalAccessTokenRequestError,
@@ -60,7 +62,12 @@ class PersonalAccessTokenCreated(msgspec.Struct):
 
 class PersonalAccessTokenController(Controller):
     path = "/oauth/personal-access-tokens"
-    guards = [bearer_caller, first_party_login]  # noqa: RUF012 - Litestar reads it here
+    guards = [  # noqa: RUF012 - Litestar reads it here
+        address_budget(rate_limits.PERSONAL_ACCESS),
+        bearer_caller,
+        client_budget(rate_limits.PERSONAL_ACCESS),
+        first_party_login,
+    ]
 
     @post("/", status_code=201)
     async def create(

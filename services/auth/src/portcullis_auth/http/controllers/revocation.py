@@ -8,11 +8,14 @@ from litestar import Controller, MediaType, Request, Response, post
 
 from portcullis_auth.db.models import utcnow
 from portcullis_auth.http.errors import NO_STORE
-from portcullis_auth.oauth2.client_auth import authenticate_client
+from portcullis_auth.http.rate_limits import address_budget
+from portcullis_auth.oauth2.client_auth import authenticate_within_budget
 from portcullis_auth.oauth2.errors import UnauthorizedClientError
+from portcullis_auth.oauth2.ports import ClientRateLimit
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.records import Client
 from portcullis_auth.runtime import AuthRuntime
+from portcullis_auth.security import rate_limits
 from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.token_lookup import (
     FoundAccessToken,
@@ -27,17 +30,23 @@ MAX_BODY_BYTES = 16 * 1024
 
 
 async def _client_and_token(
-    request: Request[Any, Any, Any], clients: ClientService
+    request: Request[Any, Any, Any], clients: ClientService, budget: ClientRateLimit
 ) -> tuple[Client, str]:
-    """RFC 7009 §2.1 / RFC 7662 §2.1: an authenticated client and the `token` it names."""
+    """RFC 7009 §2.1 / RFC 7662 §2.1: an authenticated client, within its budget, and
+    the `token` it names."""
     form = parse_form(await request.body(), request.headers.get("content-type"))
     token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
-    client = await authenticate_client(token_request, clients)
+    client = await authenticate_within_budget(token_request, clients, budget)
     return client, token_request.require("token")
 
 
 class RevocationController(Controller):
-    @post("/oauth/revoke", request_max_body_size=MAX_BODY_BYTES, status_code=200)
+    @post(
+        "/oauth/revoke",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        guards=[address_budget(rate_limits.REVOCATION)],
+    )
     async def revoke(
         self,
         request: Request[Any, Any, Any],
@@ -46,7 +55,8 @@ class RevocationController(Controller):
     ) -> Response[bytes]:
         """§2.1: the client revokes one of its own tokens; unknown tokens are not an error."""
         clients = ClientService(uow.session)
-        client, token = await _client_and_token(request, clients)
+        budget = runtime.rate_limiter.for_clients(rate_limits.REVOCATION)
+        client, token = await _client_and_token(request, clients, budget)
         found = await TokenLookup(uow.session, runtime.keyring).find(token)
         if found is not None and owner_of(found) != client.id:
             # §2.1: the token was issued to another client; it is left alone and the
@@ -62,7 +72,12 @@ class RevocationController(Controller):
             )
         return Response(b"", status_code=200, headers=NO_STORE)
 
-    @post("/oauth/introspect", request_max_body_size=MAX_BODY_BYTES, status_code=200)
+    @post(
+        "/oauth/introspect",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        guards=[address_budget(rate_limits.INTROSPECTION)],
+    )
     async def introspect(
         self,
         request: Request[Any, Any, Any],
@@ -70,7 +85,8 @@ class RevocationController(Controller):
         uow: Injected[UnitOfWork],
     ) -> Response[dict[str, object]]:
         """§2.2: active only for a live token the caller may see; everything else is inactive."""
-        client, token = await _client_and_token(request, ClientService(uow.session))
+        budget = runtime.rate_limiter.for_clients(rate_limits.INTROSPECTION)
+        client, token = await _client_and_token(request, ClientService(uow.session), budget)
         found = await TokenLookup(uow.session, runtime.keyring).find(token)
         body = describe(found, client, runtime.settings.tokens.issuer)
         return Response(body, status_code=200, media_type=MediaType.JSON, headers=NO_STORE)

@@ -17,6 +17,7 @@ from litestar.exceptions import HTTPException, MethodNotAllowedException
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from portcullis_auth.http.errors import UNCACHED_API_HEADERS
+from portcullis_auth.http.rate_limits import spend_address_budget
 from portcullis_auth.oauth2.errors import (
     InvalidRequestError,
     OAuth2Error,
@@ -26,6 +27,7 @@ from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.responses import TokenResponse
 from portcullis_auth.oauth2.token_endpoint import handle_token_request
 from portcullis_auth.runtime import AuthRuntime, runtime_of
+from portcullis_auth.security import rate_limits
 from portcullis_auth.services.tokens import ClientChangedError
 from portcullis_shared.client_ip import client_ip
 from portcullis_shared.request import until_disconnected
@@ -52,19 +54,21 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         )
     runtime = runtime_of(Litestar.from_scope(scope).state)
     headers = _Headers(scope)
+    peer = scope.get("client")
+    address = client_ip(
+        peer[0] if peer else None,
+        headers.joined(b"x-forwarded-for"),
+        runtime.settings.server.trusted_proxies,
+    )
+    await spend_address_budget(runtime, rate_limits.TOKEN, address)
     form = parse_form(
         await _read_body(receive, headers.one(b"content-length")),
         headers.one(b"content-type"),
     )
-    peer = scope.get("client")
     token_request = TokenRequest(
         form=form,
         authorization=headers.one(b"authorization"),
-        client_ip=client_ip(
-            peer[0] if peer else None,
-            headers.joined(b"x-forwarded-for"),
-            runtime.settings.server.trusted_proxies,
-        ),
+        client_ip=address,
         caller_gone=partial(until_disconnected, receive),
     )
     answer = msgspec.json.encode((await answer_token_request(runtime, token_request)).to_dict())

@@ -48,10 +48,13 @@ PAGE_HEADERS = {
 class PageError(Exception):
     """A request a page refuses; shown as an error page with `status`."""
 
-    def __init__(self, message: str, status: int = 400) -> None:
+    def __init__(
+        self, message: str, status: int = 400, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
+        self.headers = headers or {}
 
 
 def secure_cookies(runtime: AuthRuntime) -> bool:

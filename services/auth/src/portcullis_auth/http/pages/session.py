@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response
+from litestar.connection import ASGIConnection
 from litestar.response import Redirect
 
 from portcullis_auth.http.pages.browser import SESSION_COOKIE, read_cookie
@@ -18,7 +19,7 @@ SIGN_IN_PATH = "/sign-in"
 HOME_PATH = "/account/applications"
 
 
-def caller_address(runtime: AuthRuntime, request: Request[Any, Any, Any]) -> str:
+def caller_address(runtime: AuthRuntime, request: ASGIConnection[Any, Any, Any, Any]) -> str:
     """The browser's address, through the trusted proxies only: what its attempts at
     passwords and user codes are counted by."""
     return client_ip(

@@ -17,6 +17,7 @@ from typing import ClassVar, Generic, TypeVar
 from portcullis_auth.oauth2.errors import InvalidGrantError, UnauthorizedClientError
 from portcullis_auth.oauth2.ports import (
     AuditHook,
+    ClientRateLimit,
     ClientStore,
     CodeStore,
     DeviceStore,
@@ -36,6 +37,8 @@ class GrantContext:
     """The ports and the policy a token request is answered with."""
 
     clients: ClientStore
+    client_rate_limit: ClientRateLimit
+    """Each authenticated client's budget of token requests."""
     users: UserAuthenticator
     throttle: LoginThrottle
     grants: GrantStore
