@@ -59,10 +59,7 @@ def keys_list() -> None:
     """List signing keys and their state."""
 
     async def work(uow: UnitOfWork, settings: AuthSettings) -> list[KeyInfo]:
-        tokens = settings.tokens
-        return await _service(uow, settings).describe(
-            max(tokens.access_token_ttl, tokens.pat_max_ttl)
-        )
+        return await _service(uow, settings).describe(settings.tokens.max_token_ttl)
 
     for info in run(work):
         click.echo(
