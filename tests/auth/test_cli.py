@@ -7,14 +7,16 @@ import json
 import re
 import secrets
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import select
 
-from portcullis_auth.db.models import SigningKey
+from portcullis_auth.db.models import SigningKey, utcnow
 from portcullis_auth.keys.sealing import KeySealer, UnsealError
+from portcullis_auth.keys.service import SigningKeyService
 from portcullis_auth.security.passwords import PasswordHasher
 from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.users import UserService
@@ -367,6 +369,38 @@ def test_keys_generate_rotate_list() -> None:
     assert second != first
     # The new key waits until every JWKS cache can have seen it.
     assert key_states() == {first: "signing", second: "pending"}
+
+
+def add_signing_key(database_url: str, activates_at: datetime) -> str:
+    async def add() -> str:
+        engine = create_engine(database_url)
+        try:
+            async with create_sessionmaker(engine)() as session:
+                service = SigningKeyService(session, KeySealer(get_settings().secret_key))
+                key = await service.generate("RS256", activates_at=activates_at)
+                await session.commit()
+                return key.kid
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(add())
+
+
+def test_keys_list_calls_a_key_retired_only_once_the_jwks_leaves_it_out(
+    cli_environ: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The JWKS keeps the old key until the longest token it can have signed is past its
+    expiry and the leeway (`TokenSettings.max_token_ttl`); `keys list` says the same."""
+    for name in ("ACCESS_TOKEN_TTL", "PAT_TTL", "PAT_MAX_TTL"):
+        monkeypatch.setenv(f"PORTCULLIS_{name}", "60")
+    monkeypatch.setenv("PORTCULLIS_LEEWAY", "30")
+    get_settings.cache_clear()
+    database_url = cli_environ["PORTCULLIS_DATABASE_URL"]
+    now = utcnow()
+    first = add_signing_key(database_url, now - timedelta(days=1))
+    second = add_signing_key(database_url, now - timedelta(seconds=95))  # past 60 + 30 s
+    third = add_signing_key(database_url, now - timedelta(seconds=75))  # past 60 s only
+    assert key_states() == {first: "retired", second: "published", third: "signing"}
 
 
 @pytest.mark.usefixtures("cli_environ")

@@ -83,6 +83,31 @@ async def test_rotated_key_is_published_before_it_signs(
     assert header_kid(token) == old[0]["kid"]
 
 
+@pytest.mark.parametrize(
+    ("jwks_max_age", "least"),
+    [(0, 30 + 50), (2, 30 + 50), (45, 45 + 50), (300, 300 + 50)],
+)
+async def test_rotation_waits_as_long_as_a_jwks_cache_keeps_the_keys(
+    seed: Seed, settings: AuthSettings, jwks_max_age: int, least: int
+) -> None:
+    """A cache keeps a JWKS for its max-age, but 30 s at least (`JWKSCache`'s floor): a
+    max-age under that must not let a key sign before every cache can have seen it."""
+
+    async def rotate(activate_in: int | None) -> SigningKey:
+        async def work(session: AsyncSession) -> SigningKey:
+            service = SigningKeyService(session, KeySealer(settings.secret_key))
+            return await service.rotate("RS256", jwks_max_age, activate_in)
+
+        return await seed.run(work)
+
+    with pytest.raises(ValueError, match=f"at least {least} s before it signs"):
+        await rotate(least - 1)
+    started = utcnow()
+    assert (await rotate(least)).activates_at >= started + timedelta(seconds=least)
+    by_default = (await rotate(None)).activates_at
+    assert by_default >= started + timedelta(seconds=least - 50) + ROTATION_MARGIN
+
+
 async def test_jwks_kids_are_unique_and_public_only(
     http: AsyncTestClient[Litestar], seed: Seed
 ) -> None:

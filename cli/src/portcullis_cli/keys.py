@@ -36,8 +36,8 @@ def keys_generate() -> None:
 @click.option(
     "--activate-in",
     type=click.IntRange(min=0),
-    help="Seconds until the new key signs (default: the JWKS max-age and 60 s; never less "
-    "than the max-age and 50 s, by when every auth process has read it).",
+    help="Seconds until the new key signs (default: the JWKS max-age, 30 s at least, and "
+    "60 s; never less than that and 50 s, by when every auth process has read it).",
 )
 @friendly_errors
 def keys_rotate(activate_in: int | None) -> None:
@@ -59,10 +59,7 @@ def keys_list() -> None:
     """List signing keys and their state."""
 
     async def work(uow: UnitOfWork, settings: AuthSettings) -> list[KeyInfo]:
-        tokens = settings.tokens
-        return await _service(uow, settings).describe(
-            max(tokens.access_token_ttl, tokens.pat_max_ttl)
-        )
+        return await _service(uow, settings).describe(settings.tokens.max_token_ttl)
 
     for info in run(work):
         click.echo(

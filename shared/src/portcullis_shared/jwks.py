@@ -34,6 +34,9 @@ logger = logging.getLogger("portcullis.jwks")
 PublicKey = RSAKey | ECKey | OKPKey
 RETRY_INTERVAL_CAP = 1.0
 """Longest wait between attempts to load keys while none are held, seconds."""
+MIN_TTL = 30.0
+"""Least time a JWKS is kept, seconds, whatever its max-age says: a max-age of 0
+must not turn every request into a fetch. Key rotation counts this floor."""
 _MAX_AGE = re.compile(r"max-age\s*=\s*(\d+)", re.IGNORECASE)
 # Asymmetric key types only: a symmetric "oct" key in a JWKS is never trusted.
 _KEY_TYPES: Mapping[str, type[PublicKey]] = {"RSA": RSAKey, "EC": ECKey, "OKP": OKPKey}
@@ -86,7 +89,7 @@ class JWKSCache:
         client: httpx.AsyncClient | None = None,
         cooldown: float = 10.0,
         max_stale: float = 86_400.0,
-        min_ttl: float = 30.0,
+        min_ttl: float = MIN_TTL,
         max_ttl: float = 86_400.0,
         timeout: float = 3.0,
         retry_interval: float = 0.25,

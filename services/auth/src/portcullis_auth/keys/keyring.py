@@ -37,8 +37,8 @@ RELOAD_SECONDS = 30.0
 """Keys this old are read again in the background while they keep serving."""
 MAX_KEY_AGE = 50.0
 """Keys this old (after a quiet spell, with no request to start a background read)
-are read again before they serve. Rotation schedules a new key `jwks_max_age + 60 s`
-ahead, so this must stay under 60 s."""
+are read again before they serve. Rotation schedules a new key a JWKS cache lifetime
+and 60 s ahead, so this must stay under 60 s."""
 
 
 class JWSAlgorithm(Protocol):

@@ -13,10 +13,17 @@ from portcullis_auth.db.models import SigningKey, utcnow
 from portcullis_auth.keys.keyring import MAX_KEY_AGE, PrivateKey, retired
 from portcullis_auth.keys.sealing import KeySealer
 from portcullis_auth.repositories.keys import SigningKeyRepository
+from portcullis_shared.jwks import MIN_TTL as JWKS_MIN_TTL
 
 # Rotation waits this long past the JWKS max-age, so every cache has the new
 # key before anything is signed with it.
 ROTATION_MARGIN = timedelta(seconds=60)
+
+
+def jwks_cache_lifetime(jwks_max_age: int) -> int:
+    """How long a JWKS cache may keep the document, seconds: its max-age, but never less
+    than the floor every `JWKSCache` keeps it (`portcullis_shared.jwks.MIN_TTL`)."""
+    return max(jwks_max_age, math.ceil(JWKS_MIN_TTL))
 
 
 def generate_private_key(algorithm: str) -> PrivateKey:
@@ -64,20 +71,23 @@ class SigningKeyService:
         self, algorithm: str, jwks_max_age: int, activate_in: int | None = None
     ) -> SigningKey:
         """Add a key that starts signing once every JWKS cache can have seen it: after
-        `activate_in` seconds (default the JWKS max-age and a margin). Never sooner than
+        `activate_in` seconds (default the cache lifetime and a margin). Never sooner than
         every auth process (or worker) has read its keys again, `MAX_KEY_AGE` at most,
-        and then one max-age, how long a cache may keep a JWKS fetched just before."""
+        and then one cache lifetime, how long a cache may keep a JWKS fetched just before:
+        the max-age, or the caches' 30 s floor when the max-age is shorter."""
+        kept = jwks_cache_lifetime(jwks_max_age)
         delay = (
-            timedelta(seconds=jwks_max_age) + ROTATION_MARGIN
+            timedelta(seconds=kept) + ROTATION_MARGIN
             if activate_in is None
             else timedelta(seconds=activate_in)
         )
-        least = jwks_max_age + math.ceil(MAX_KEY_AGE)
+        least = kept + math.ceil(MAX_KEY_AGE)
         if delay < timedelta(seconds=least):
             raise ValueError(
                 f"a new key must be published at least {least} s before it signs: "
-                f"{math.ceil(MAX_KEY_AGE)} s until every auth process has read it, then the "
-                f"JWKS max-age ({jwks_max_age} s)"
+                f"{math.ceil(MAX_KEY_AGE)} s until every auth process has read it, then "
+                f"{kept} s that a JWKS cache may keep it (the JWKS max-age, {jwks_max_age} s, "
+                f"and never less than {math.ceil(JWKS_MIN_TTL)} s)"
             )
         return await self.generate(algorithm, activates_at=utcnow() + delay)
 
