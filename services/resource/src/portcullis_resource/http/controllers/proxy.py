@@ -139,11 +139,16 @@ class ProxyError(Exception):
     """A request the proxy refuses before forwarding; answered 400."""
 
 
+RETRY_AFTER = "1"
+"""Seconds a caller waits after the proxy's own 503, as after the auth service's."""
+
+
 def _error(status: int, error: str, description: str) -> Response[dict[str, str]]:
+    headers = {"Cache-Control": "no-store"}
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER
     return Response(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"Cache-Control": "no-store"},
+        {"error": error, "error_description": description}, status_code=status, headers=headers
     )
 
 
