@@ -231,9 +231,13 @@ def test_auth_document_describes_the_token_endpoint(stack: Stack) -> None:
         "urn:ietf:params:oauth:grant-type:device_code",
     }
     assert set(token["responses"]) == {"200", "400", "401", "413", "429", "503"}
-    assert {"Retry-After", "RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"} <= set(
-        token["responses"]["429"]["headers"]
-    )
+    assert set(token["responses"]["429"]["headers"]) == {
+        "Retry-After",
+        "RateLimit-Limit",
+        "RateLimit-Remaining",
+        "RateLimit-Reset",
+        "RateLimit-Policy",
+    }
     assert {CLIENT_BASIC: []} in token["security"]
 
 

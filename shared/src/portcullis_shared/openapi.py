@@ -160,6 +160,7 @@ RATE_LIMITED = {
     "RateLimit-Limit": _header("Requests allowed in the window.", required=False),
     "RateLimit-Remaining": _header("Requests left in the window.", required=False),
     "RateLimit-Reset": _header("Seconds until the window resets.", required=False),
+    "RateLimit-Policy": _header("The quota and its window, e.g. `1200;w=60`.", required=False),
 }
 """A 429's headers: `Retry-After` always; the RateLimit fields where a limiter answered."""
 
