@@ -344,6 +344,17 @@ async def test_a_personal_access_token_is_for_the_callers_own_audience(
     assert_oauth_error(await create_pat(http, posts), 400, "invalid_target")
 
 
+async def test_without_a_personal_access_client_it_is_503_with_retry_after(
+    http: Http, ada: str, first_party: Client
+) -> None:
+    """Before `portcullis install` made the client: unavailable, and when to ask again, as
+    every 503 of ours says."""
+    token = (await login(http, first_party))["access_token"]
+    refused = await create_pat(http, token)
+    assert_oauth_error(refused, 503, "temporarily_unavailable")
+    assert int(refused.headers["Retry-After"]) > 0
+
+
 async def test_no_token_is_401_with_a_bearer_challenge(http: Http, pat_client: str) -> None:
     assert_bearer_error(await http.post(PATS, json={"name": "x", "scopes": [READ]}), 401, None)
     assert_bearer_error(await http.get(PATS), 401, None)

@@ -42,3 +42,18 @@ async def test_the_login_proxy_names_its_answer_even_when_not_configured(
     )
     assert answer.status_code == 503
     assert re.fullmatch(r"[0-9a-f]{32}", answer.headers["X-Request-ID"])
+
+
+async def test_the_unconfigured_login_proxy_says_when_to_ask_again(
+    posts_http: AsyncTestClient[Litestar],
+) -> None:
+    """Its 503s carry Retry-After, as the auth service's do, on every proxy route."""
+    for path, body in (
+        ("/api/oauth/password/token", {"username": "a", "password": "b"}),
+        ("/api/oauth/code/token", {"code": "c"}),
+        ("/api/oauth/logout", None),
+    ):
+        answer = await posts_http.post(path, json=body)
+        assert answer.status_code == 503, path
+        assert answer.json()["error"] == "temporarily_unavailable", path
+        assert int(answer.headers["Retry-After"]) > 0, path

@@ -22,9 +22,11 @@ from portcullis_auth.http.controllers.health import HealthController
 from portcullis_auth.http.controllers.personal_access import (
     LogoutController,
     PersonalAccessTokenController,
+    PersonalAccessTokenCreate,
 )
 from portcullis_auth.http.controllers.revocation import RevocationController
 from portcullis_auth.http.controllers.sign_in import SignInController
+from portcullis_auth.http.controllers.token import DOCUMENT as TOKEN_ENDPOINT_DOCUMENT
 from portcullis_auth.http.controllers.token import token_endpoint
 from portcullis_auth.http.controllers.well_known import WellKnownController
 from portcullis_auth.http.cors import PersonalAccessCORS
@@ -34,7 +36,7 @@ from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.settings import AuthSettings, get_settings
 from portcullis_shared.metrics import ServiceMetrics
 from portcullis_shared.observability import Observability
-from portcullis_shared.openapi import API_RESPONSE_HEADERS, openapi_config
+from portcullis_shared.openapi import API_RESPONSE_HEADERS, complete_document, openapi_config
 from portcullis_shared.request import PortcullisRequest
 from portcullis_shared.serving import worker_app
 
@@ -87,7 +89,7 @@ def create_app(
             except TimeoutError:
                 logger.warning("connections not closed within %s s at shutdown", SHUTDOWN_TIMEOUT)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             token_endpoint,
             AuthorizeController,
@@ -113,10 +115,16 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_class=PortcullisRequest,
         lifespan=[lifespan],
-        openapi_config=openapi_config("Portcullis auth"),
+        openapi_config=openapi_config(
+            "Portcullis auth",
+            issuer=resolved.tokens.issuer,
+            scopes=resolved.scopes.descriptions,
+        ),
         response_headers=API_RESPONSE_HEADERS,
         debug=False,
     )
+    complete_document(app, TOKEN_ENDPOINT_DOCUMENT, strict_bodies=[PersonalAccessTokenCreate])
+    return app
 
 
 def serving_app() -> Litestar:

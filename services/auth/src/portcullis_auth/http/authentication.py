@@ -19,9 +19,31 @@ from portcullis_auth.records import User
 from portcullis_auth.runtime import runtime_of
 from portcullis_auth.services.account_tokens import AccountCaller, AccountTokenService
 from portcullis_shared.errors import InsufficientScopeError, InvalidTokenError
+from portcullis_shared.openapi import BEARER_ERROR, bearer_security, error_responses
 from portcullis_shared.plugin import bearer_token
 
 Connection = ASGIConnection[Any, Any, Any, Any]
+
+ACCOUNT_SECURITY = bearer_security()
+"""The routes these guards open need a token, whatever its scopes."""
+BEARER_CALLER_ERRORS = error_responses(
+    BEARER_ERROR,
+    401,
+    503,
+    s401="No token, or a bad, expired, revoked or foreign one (aud not an account audience).",
+    s503="The database or signing keys cannot be reached.",
+)
+"""What `bearer_caller` answers."""
+FIRST_PARTY_ERRORS = {
+    **BEARER_CALLER_ERRORS,
+    **error_responses(
+        BEARER_ERROR,
+        403,
+        s403="insufficient_scope: the token is not a user's from a first-party login (a "
+        "personal access token or a client's token).",
+    ),
+}
+"""What `bearer_caller` and `first_party_login` answer."""
 
 
 async def bearer_caller(connection: Connection, _: BaseRouteHandler) -> None:

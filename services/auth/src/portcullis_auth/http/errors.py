@@ -132,7 +132,12 @@ def no_pat_client_handler(
     _: Request[Any, Any, Any], exc: NoPersonalAccessClientError
 ) -> Response[dict[str, str]]:
     logger.error("%s", exc)
-    return error_response("temporarily_unavailable", "personal access tokens are not set up", 503)
+    return error_response(
+        "temporarily_unavailable",
+        "personal access tokens are not set up",
+        503,
+        {"Retry-After": "5"},
+    )
 
 
 EXCEPTION_HANDLERS = {

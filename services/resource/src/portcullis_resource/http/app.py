@@ -14,15 +14,19 @@ from portcullis_resource.http.controllers.posts import PostController
 from portcullis_resource.http.controllers.proxy import LoginProxyController
 from portcullis_resource.http.dependencies import DEPENDENCIES
 from portcullis_resource.http.errors import EXCEPTION_HANDLERS
+from portcullis_resource.http.schemas import PostCreate, PostUpdate
 from portcullis_resource.runtime import ResourceRuntime
 from portcullis_resource.settings import ResourceSettings, get_settings
 from portcullis_shared.metrics import ServiceMetrics
 from portcullis_shared.observability import Observability
-from portcullis_shared.openapi import API_RESPONSE_HEADERS, openapi_config
+from portcullis_shared.openapi import API_RESPONSE_HEADERS, complete_document, openapi_config
 from portcullis_shared.plugin import PortcullisGuard
 from portcullis_shared.request import PortcullisRequest
+from portcullis_shared.scopes import DEFAULT_SCOPES
 from portcullis_shared.serving import worker_app
 
+POST_SCOPES = {name: DEFAULT_SCOPES[name] for name in ("read-posts", "write-posts", "admin")}
+"""The scopes the posts routes require, as the document names them."""
 SERVICE_NAME = "portcullis-posts"
 """Its traces' `service.name`."""
 
@@ -46,7 +50,7 @@ def create_app(
         finally:
             await runtime.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             PostController,
             MeController,
@@ -63,10 +67,14 @@ def create_app(
         exception_handlers=EXCEPTION_HANDLERS,
         request_class=PortcullisRequest,
         lifespan=[lifespan],
-        openapi_config=openapi_config("Portcullis posts"),
+        openapi_config=openapi_config(
+            "Portcullis posts", issuer=resolved.guard.issuer, scopes=POST_SCOPES
+        ),
         response_headers=API_RESPONSE_HEADERS,
         debug=False,
     )
+    complete_document(app, strict_bodies=[PostCreate, PostUpdate])
+    return app
 
 
 def serving_app() -> Litestar:

@@ -10,7 +10,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from sqlalchemy.exc import DataError, DBAPIError, OperationalError
 
 from portcullis_resource.services.posts import PostNotFoundError
-from portcullis_shared.openapi import API_RESPONSE_HEADERS
+from portcullis_shared.openapi import API_RESPONSE_HEADERS, BEARER_ERROR, error_responses
 
 logger = logging.getLogger("portcullis.resource")
 
@@ -18,6 +18,29 @@ UNCACHED_API_HEADERS = {
     "Cache-Control": "no-store",
     **{header.name: str(header.value) for header in API_RESPONSE_HEADERS},
 }
+
+GUARD_ERRORS = error_responses(
+    BEARER_ERROR,
+    401,
+    503,
+    s401="No token (no error code), or invalid_token: bad, expired, revoked, or not for "
+    "this service.",
+    s503="Signing keys, the revocation list or the database cannot be reached (fail closed).",
+)
+"""What the guard answers on every protected route, before the handler runs."""
+SCOPE_ERRORS = error_responses(
+    BEARER_ERROR,
+    403,
+    s403="insufficient_scope: the token lacks the scope named in `scope`, or the route "
+    "needs a user's token.",
+)
+"""What a route with a scope or user guard adds."""
+INVALID_REQUEST = error_responses(
+    BEARER_ERROR,
+    400,
+    s400="invalid_request: the parameters or body are malformed; `problems` names the fields.",
+)
+NO_SUCH_POST = error_responses(BEARER_ERROR, 404, s404="not_found: no such post.")
 
 _CODES = {
     400: "invalid_request",

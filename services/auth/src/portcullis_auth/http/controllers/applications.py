@@ -18,7 +18,12 @@ from litestar.exceptions import NotFoundException
 from litestar.params import FromPath
 from litestar.response import Redirect
 
-from portcullis_auth.http.authentication import bearer_caller, first_party_login
+from portcullis_auth.http.authentication import (
+    ACCOUNT_SECURITY,
+    FIRST_PARTY_ERRORS,
+    bearer_caller,
+    first_party_login,
+)
 from portcullis_auth.http.pages import render
 from portcullis_auth.http.pages.browser import (
     PAGE_HEADERS,
@@ -35,6 +40,7 @@ from portcullis_auth.security.secrets import is_client_id
 from portcullis_auth.services.applications import ApplicationService, AuthorizedApplication
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.openapi import BEARER_ERROR, answers, error_responses
 
 
 class AuthorizedApplicationOut(msgspec.Struct):
@@ -48,15 +54,29 @@ class AuthorizedApplicationOut(msgspec.Struct):
 class AuthorizedApplicationsController(Controller):
     path = "/oauth/authorized-applications"
     guards = [bearer_caller, first_party_login]  # noqa: RUF012 - Litestar reads it here
+    security = ACCOUNT_SECURITY
 
-    @get("/")
+    @get("/", operation_class=answers(FIRST_PARTY_ERRORS))
     async def list_applications(
         self, first_party_user: Injected[User], uow: Injected[UnitOfWork]
     ) -> list[AuthorizedApplicationOut]:
         applications = ApplicationService(uow.session, uow.revocations)
         return [_out(app) for app in await applications.list(first_party_user.id)]
 
-    @delete("/{client_id:str}", status_code=204)
+    @delete(
+        "/{client_id:str}",
+        status_code=204,
+        operation_class=answers(
+            FIRST_PARTY_ERRORS,
+            error_responses(
+                BEARER_ERROR,
+                400,
+                404,
+                s400="invalid_request: that is not a client id.",
+                s404="not_found: no application of yours by that id.",
+            ),
+        ),
+    )
     async def revoke(
         self,
         first_party_user: Injected[User],

@@ -14,6 +14,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from litestar import Controller, MediaType, Request, Response, get, post
+from litestar.enums import ParamType
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Parameter,
+    Schema,
+)
 from litestar.response import Redirect
 
 from portcullis_auth.http.pages import render
@@ -44,14 +53,66 @@ from portcullis_auth.services.clients import CachedClientStore
 from portcullis_auth.services.sign_in import SignedIn
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.openapi import OAUTH2_ERROR, answers, error_responses, page_responses
 
 AUTHORIZE_PATH = "/oauth/authorize"
 
 
-class AuthorizeController(Controller):
-    include_in_schema = False
+def _query(name: str, description: str, *, required: bool = False, **extra: Any) -> Parameter:
+    return Parameter(
+        name=name,
+        param_in=ParamType.QUERY,
+        required=required,
+        schema=Schema(type=OpenAPIType.STRING, **extra),
+        description=description,
+    )
 
-    @get(AUTHORIZE_PATH, guards=[page_address_budget(rate_limits.AUTHORIZATION)])
+
+AUTHORIZATION_REQUEST = [
+    _query("response_type", "Always code.", required=True, enum=["code"]),
+    _query("client_id", "The client asking.", required=True),
+    _query("redirect_uri", "One the client registered (loopback: any port).", required=True),
+    _query("scope", "Space-separated; none: the client's default scopes."),
+    _query("state", "Carried back as it came."),
+    _query("code_challenge", "PKCE S256 challenge (RFC 7636 §4.2).", required=True),
+    _query("code_challenge_method", "Only S256.", required=True, enum=["S256"]),
+    _query("resource", "RFC 8707: the audience wanted."),
+]
+"""RFC 6749 §4.1.1 with PKCE: what `GET /oauth/authorize` reads. Each at most once."""
+
+AUTHORIZE_ANSWERS = answers(
+    {
+        "200": OpenAPIResponse(
+            description="The consent page, for a signed-in user.",
+            content={
+                MediaType.HTML.value: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING))
+            },
+        ),
+        "303": OpenAPIResponse(
+            description="To the sign-in page, or to the redirect URI with `code` or `error` "
+            "(RFC 6749 §4.1.2), `state` and `iss` (RFC 9207).",
+            headers={
+                "Location": OpenAPIHeader(schema=Schema(type=OpenAPIType.STRING), required=True)
+            },
+        ),
+    },
+    page_responses(
+        400,
+        429,
+        s400="An error page: the client or redirect URI is unknown (never redirected to), or "
+        "a parameter is repeated or holds NUL.",
+    ),
+    error_responses(OAUTH2_ERROR, 503),
+    parameters=AUTHORIZATION_REQUEST,
+)
+
+
+class AuthorizeController(Controller):
+    @get(
+        AUTHORIZE_PATH,
+        guards=[page_address_budget(rate_limits.AUTHORIZATION)],
+        operation_class=AUTHORIZE_ANSWERS,
+    )
     async def authorize(
         self,
         request: Request[Any, Any, Any],
@@ -82,6 +143,7 @@ class AuthorizeController(Controller):
         AUTHORIZE_PATH,
         status_code=303,
         guards=[page_address_budget(rate_limits.AUTHORIZATION)],
+        include_in_schema=False,
     )
     async def decide(
         self,

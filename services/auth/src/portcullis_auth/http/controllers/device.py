@@ -14,7 +14,9 @@ from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, post
 from litestar import get as http_get
+from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Schema
 
+from portcullis_auth.http.controllers.token import CLIENT_FIELDS, SCOPE_FIELDS
 from portcullis_auth.http.errors import NO_STORE
 from portcullis_auth.http.pages import render
 from portcullis_auth.http.pages.browser import (
@@ -43,19 +45,57 @@ from portcullis_auth.services.devices import (
 from portcullis_auth.services.sign_in import SignedIn
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.openapi import (
+    CLIENT_SECURITY,
+    OAUTH2_ERROR,
+    answers,
+    error_responses,
+    form_body,
+    json_content,
+    object_schema,
+    text,
+)
 
 DEVICE_PATH = "/oauth/device"
 MAX_BODY_BYTES = 16 * 1024
 
+DEVICE_REQUEST = form_body(object_schema({}, {**CLIENT_FIELDS, **SCOPE_FIELDS}, closed=False))
+"""§3.1: the client's credentials (a public client's client_id alone), scope, resource."""
+DEVICE_RESPONSE = object_schema(
+    {
+        "device_code": text("What the device polls the token endpoint with."),
+        "user_code": text("What the user types (BCDF-GHJK)."),
+        "verification_uri": text("Where the user types it."),
+        "verification_uri_complete": text("The same, with the code filled in."),
+        "expires_in": Schema(type=OpenAPIType.INTEGER),
+        "interval": Schema(type=OpenAPIType.INTEGER, description="Seconds between polls."),
+    },
+    description="RFC 8628 §3.2.",
+)
+
 
 class DeviceController(Controller):
-    include_in_schema = False
-
     @post(
         "/oauth/device/code",
         request_max_body_size=MAX_BODY_BYTES,
         status_code=200,
         guards=[address_budget(rate_limits.DEVICE)],
+        security=CLIENT_SECURITY,
+        operation_class=answers(
+            error_responses(
+                OAUTH2_ERROR,
+                400,
+                401,
+                413,
+                429,
+                503,
+                s400="invalid_request, unauthorized_client (not allowed the device grant), "
+                "invalid_scope, invalid_target.",
+                s401="invalid_client.",
+            ),
+            {"200": OpenAPIResponse(description="§3.2.", content=json_content(DEVICE_RESPONSE))},
+            body=DEVICE_REQUEST,
+        ),
     )
     async def start(
         self,
@@ -76,7 +116,9 @@ class DeviceController(Controller):
         )
         return Response(body, media_type=MediaType.JSON, headers=NO_STORE)
 
-    @http_get(DEVICE_PATH, guards=[page_address_budget(rate_limits.DEVICE)])
+    @http_get(
+        DEVICE_PATH, guards=[page_address_budget(rate_limits.DEVICE)], include_in_schema=False
+    )
     async def enter_code(
         self,
         request: Request[Any, Any, Any],
@@ -88,7 +130,12 @@ class DeviceController(Controller):
             return to_sign_in(request)
         return _code_page(runtime, request, user, request.query_params.get("user_code", ""))
 
-    @post(DEVICE_PATH, status_code=200, guards=[page_address_budget(rate_limits.DEVICE)])
+    @post(
+        DEVICE_PATH,
+        status_code=200,
+        guards=[page_address_budget(rate_limits.DEVICE)],
+        include_in_schema=False,
+    )
     async def check_code(
         self,
         request: Request[Any, Any, Any],
@@ -148,6 +195,7 @@ class DeviceController(Controller):
         f"{DEVICE_PATH}/answer",
         status_code=200,
         guards=[page_address_budget(rate_limits.DEVICE)],
+        include_in_schema=False,
     )
     async def answer(
         self,

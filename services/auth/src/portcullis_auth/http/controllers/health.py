@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.openapi import READINESS_ANSWERS
 
 CHECK_TIMEOUT = 2.0
 
@@ -18,7 +19,7 @@ class HealthController(Controller):
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz", media_type=MediaType.JSON)
+    @get("/readyz", media_type=MediaType.JSON, operation_class=READINESS_ANSWERS)
     async def readyz(self, runtime: Injected[AuthRuntime]) -> Response[dict[str, str]]:
         checks = {"database": await _check_database(runtime)}
         if runtime.redis is not None:

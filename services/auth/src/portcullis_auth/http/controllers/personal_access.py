@@ -11,7 +11,13 @@ from litestar import Controller, Response, delete, get, post
 from litestar.exceptions import NotFoundException
 from litestar.params import FromPath, JSONBody
 
-from portcullis_auth.http.authentication import bearer_caller, first_party_login
+from portcullis_auth.http.authentication import (
+    ACCOUNT_SECURITY,
+    BEARER_CALLER_ERRORS,
+    FIRST_PARTY_ERRORS,
+    bearer_caller,
+    first_party_login,
+)
 from portcullis_auth.http.errors import NO_STORE
 from portcullis_auth.http.rate_limits import address_budget, client_budget
 from portcullis_auth.oauth2.errors import (
@@ -30,6 +36,7 @@ from portcullis_auth.services.personal_access import (
 )
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.openapi import BEARER_ERROR, answers, error_responses
 from portcullis_shared.text import NO_NUL
 
 REFUSALS: dict[str, type[OAuth2Error]] = {
@@ -60,6 +67,9 @@ class PersonalAccessTokenCreated(msgspec.Struct):
     expires_at: datetime
 
 
+RATE_LIMITED = error_responses(BEARER_ERROR, 429)
+
+
 class PersonalAccessTokenController(Controller):
     path = "/oauth/personal-access-tokens"
     guards = [  # noqa: RUF012 - Litestar reads it here
@@ -68,8 +78,23 @@ class PersonalAccessTokenController(Controller):
         client_budget(rate_limits.PERSONAL_ACCESS),
         first_party_login,
     ]
+    security = ACCOUNT_SECURITY
 
-    @post("/", status_code=201)
+    @post(
+        "/",
+        status_code=201,
+        operation_class=answers(
+            FIRST_PARTY_ERRORS,
+            RATE_LIMITED,
+            error_responses(
+                BEARER_ERROR,
+                400,
+                413,
+                s400="invalid_request (a malformed body, an expiry out of range), "
+                "invalid_scope (a scope the caller's token lacks), invalid_target.",
+            ),
+        ),
+    )
     async def create(
         self,
         runtime: Injected[AuthRuntime],
@@ -101,7 +126,7 @@ class PersonalAccessTokenController(Controller):
         )
         return Response(body, status_code=201, headers=NO_STORE)
 
-    @get("/")
+    @get("/", operation_class=answers(FIRST_PARTY_ERRORS, RATE_LIMITED))
     async def list_tokens(
         self,
         first_party_user: Injected[User],
@@ -118,7 +143,16 @@ class PersonalAccessTokenController(Controller):
             for g in await personal_access_tokens.list(first_party_user)
         ]
 
-    @delete("/{token_id:uuid}", status_code=204)
+    @delete(
+        "/{token_id:uuid}",
+        status_code=204,
+        operation_class=answers(
+            FIRST_PARTY_ERRORS,
+            RATE_LIMITED,
+            error_responses(BEARER_ERROR, 404, s404="not_found: no token of yours by that id."),
+            instead_of=["400"],  # a path that is no UUID matches no route: 404
+        ),
+    )
     async def revoke(
         self,
         first_party_user: Injected[User],
@@ -130,7 +164,21 @@ class PersonalAccessTokenController(Controller):
 
 
 class LogoutController(Controller):
-    @post("/oauth/logout", status_code=204, guards=[bearer_caller])
+    @post(
+        "/oauth/logout",
+        status_code=204,
+        guards=[bearer_caller],
+        security=ACCOUNT_SECURITY,
+        operation_class=answers(
+            BEARER_CALLER_ERRORS,
+            error_responses(
+                BEARER_ERROR,
+                503,
+                s503="The database, Redis or signing keys cannot be reached: the revocation "
+                "is recorded and lands later.",
+            ),
+        ),
+    )
     async def logout(self, caller: Injected[AccountCaller], uow: Injected[UnitOfWork]) -> None:
         """Revoke the bearer token used, and its whole grant."""
         await AccountTokenService(uow.session).log_out(caller, uow.revocations)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, MediaType, Request, Response, post
+from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Schema
 
 from portcullis_auth.db.models import utcnow
+from portcullis_auth.http.controllers.token import CLIENT_FIELDS
 from portcullis_auth.http.errors import NO_STORE
 from portcullis_auth.http.rate_limits import address_budget
 from portcullis_auth.oauth2.client_auth import authenticate_within_budget
@@ -25,8 +27,59 @@ from portcullis_auth.services.token_lookup import (
 )
 from portcullis_auth.services.unit_of_work import UnitOfWork
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.openapi import (
+    CLIENT_SECURITY,
+    OAUTH2_ERROR,
+    answers,
+    error_responses,
+    form_body,
+    json_content,
+    object_schema,
+    text,
+)
 
 MAX_BODY_BYTES = 16 * 1024
+
+TOKEN_FORM = form_body(
+    object_schema(
+        {"token": text("An access or refresh token.")},
+        {
+            "token_type_hint": text("access_token or refresh_token; a hint only."),
+            **CLIENT_FIELDS,
+        },
+        closed=False,
+    )
+)
+"""RFC 7009 §2.1, RFC 7662 §2.1: the token, and the client's credentials unless Basic."""
+_INTEGER = Schema(type=OpenAPIType.INTEGER)
+INTROSPECTION = object_schema(
+    {"active": Schema(type=OpenAPIType.BOOLEAN)},
+    {
+        "token_type": Schema(type=OpenAPIType.STRING, enum=["access_token", "refresh_token"]),
+        "scope": text("Space-separated."),
+        "client_id": text("The client the token was issued to."),
+        "sub": text("The user id, or the client id for a client's own token."),
+        "aud": text("The audience (access tokens)."),
+        "iss": text("The issuer."),
+        "exp": _INTEGER,
+        "iat": _INTEGER,
+        "jti": text("The access token's id."),
+        "sid": text("The grant the token belongs to."),
+    },
+    description="RFC 7662 §2.2: only `active: false` for a token that is not live or not "
+    "the caller's to see.",
+)
+
+CLIENT_ERRORS = error_responses(
+    OAUTH2_ERROR,
+    400,
+    401,
+    413,
+    429,
+    503,
+    s400="invalid_request (no `token`, or not a form).",
+    s401="invalid_client: client authentication is required and failed.",
+)
 
 
 async def _client_and_token(
@@ -46,6 +99,21 @@ class RevocationController(Controller):
         request_max_body_size=MAX_BODY_BYTES,
         status_code=200,
         guards=[address_budget(rate_limits.REVOCATION)],
+        security=CLIENT_SECURITY,
+        operation_class=answers(
+            {"200": OpenAPIResponse(description="Revoked, or unknown (§2.2): no body.")},
+            CLIENT_ERRORS,
+            error_responses(
+                OAUTH2_ERROR,
+                400,
+                503,
+                s400="invalid_request; unauthorized_client: the token was issued to another "
+                "client and was not revoked (RFC 7009 §2.1).",
+                s503="Redis or the database cannot be reached: the revocation is recorded and "
+                "lands later, but was not yet seen everywhere.",
+            ),
+            body=TOKEN_FORM,
+        ),
     )
     async def revoke(
         self,
@@ -77,6 +145,16 @@ class RevocationController(Controller):
         request_max_body_size=MAX_BODY_BYTES,
         status_code=200,
         guards=[address_budget(rate_limits.INTROSPECTION)],
+        security=CLIENT_SECURITY,
+        operation_class=answers(
+            {
+                "200": OpenAPIResponse(
+                    description="RFC 7662 §2.2.", content=json_content(INTROSPECTION)
+                )
+            },
+            CLIENT_ERRORS,
+            body=TOKEN_FORM,
+        ),
     )
     async def introspect(
         self,

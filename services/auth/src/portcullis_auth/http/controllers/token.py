@@ -14,6 +14,7 @@ import msgspec
 from litestar import Litestar, asgi
 from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, MethodNotAllowedException
+from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, PathItem, Schema
 from litestar.types import HTTPScope, Receive, Scope, Send
 
 from portcullis_auth.http.errors import UNCACHED_API_HEADERS
@@ -30,6 +31,15 @@ from portcullis_auth.runtime import AuthRuntime, runtime_of
 from portcullis_auth.security import rate_limits
 from portcullis_auth.services.tokens import ClientChangedError
 from portcullis_shared.client_ip import client_ip
+from portcullis_shared.openapi import (
+    CLIENT_SECURITY,
+    OAUTH2_ERROR,
+    TOKEN_RESPONSE,
+    error_responses,
+    form_body,
+    json_content,
+    text,
+)
 from portcullis_shared.request import until_disconnected
 
 MAX_TOKEN_REQUEST_BYTES = 16 * 1024
@@ -159,3 +169,94 @@ async def _read_body(receive: Receive, content_length: str | None) -> bytes:
 
 def _too_large() -> HTTPException:
     return HTTPException(status_code=413, detail="the request body is too large")
+
+
+CLIENT_FIELDS = {
+    "client_id": text("client_secret_post, or a public client; beside Basic it must match."),
+    "client_secret": text("client_secret_post; never beside Basic."),
+}
+SCOPE_FIELDS = {
+    "scope": text("Space-separated scopes; none: the client's default scopes."),
+    "resource": text("RFC 8707: the audience (`aud`) wanted, one the client may name."),
+}
+
+
+def _grant(grant_type: str, title: str, **fields: Schema) -> Schema:
+    """One grant's form: its `grant_type`, its required parameters, and the optional ones
+    every grant takes (unknown parameters are ignored, RFC 6749 §3.2)."""
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        title=title,
+        required=["grant_type", *fields],
+        properties={
+            "grant_type": Schema(type=OpenAPIType.STRING, enum=[grant_type]),
+            **fields,
+            **CLIENT_FIELDS,
+            **SCOPE_FIELDS,
+        },
+    )
+
+
+TOKEN_REQUEST = Schema(
+    one_of=[
+        _grant(
+            "password",
+            "Password grant (RFC 6749 §4.3)",
+            username=text("The user's email."),
+            password=text("The user's password.", format="password"),
+        ),
+        _grant("client_credentials", "Client credentials grant (RFC 6749 §4.4)"),
+        _grant(
+            "refresh_token",
+            "Refresh (RFC 6749 §6): rotates the refresh token",
+            refresh_token=text("The refresh token."),
+        ),
+        _grant(
+            "authorization_code",
+            "Authorization code grant with PKCE (RFC 6749 §4.1.3, RFC 7636)",
+            code=text("The code from the redirect."),
+            redirect_uri=text("The redirect URI the code was sent to."),
+            code_verifier=text("The PKCE verifier of the code's S256 challenge."),
+        ),
+        _grant(
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "Device authorization grant (RFC 8628 §3.4)",
+            device_code=text("The device_code from /oauth/device/code."),
+        ),
+    ]
+)
+
+DOCUMENT = {
+    "/oauth/token": PathItem(
+        post=Operation(
+            operation_id="OauthToken",
+            summary="Token",
+            description="RFC 6749 §3.2: every grant. Errors are RFC 6749 §5.2 JSON.",
+            security=CLIENT_SECURITY,
+            request_body=form_body(TOKEN_REQUEST),
+            responses={
+                "200": OpenAPIResponse(
+                    description="A token (and a refresh token where the grant gives one).",
+                    content=json_content(TOKEN_RESPONSE),
+                ),
+                **error_responses(
+                    OAUTH2_ERROR,
+                    400,
+                    401,
+                    413,
+                    429,
+                    503,
+                    s400="invalid_request, invalid_grant, unauthorized_client, "
+                    "unsupported_grant_type, invalid_scope, invalid_target; for the device "
+                    "grant also authorization_pending, slow_down, access_denied, expired_token.",
+                    s401="invalid_client: the client is unknown or its secret wrong.",
+                    s429="Too many failed passwords for this user and address, or for this "
+                    "address, or too many requests: temporarily_unavailable.",
+                    s503="A backend cannot be reached, no signing key is active, or too many "
+                    "password checks are queued: temporarily_unavailable.",
+                ),
+            },
+        )
+    )
+}
+"""The token endpoint in the document: a raw ASGI route, which Litestar cannot describe."""

@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 from litestar import Controller, MediaType, Response, get
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Schema
 
 from portcullis_auth.oauth2.grants.registry import DEFAULT_GRANTS
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.openapi import OAUTH2_ERROR, answers, error_responses, object_schema
+
+JWK_SET_MEDIA_TYPE = "application/jwk-set+json"
+JWK_SET = object_schema(
+    {
+        "keys": Schema(
+            type=OpenAPIType.ARRAY,
+            items=Schema(
+                type=OpenAPIType.OBJECT,
+                required=["kty", "kid", "alg", "use"],
+                description="A public JWK (RFC 7517 §4).",
+            ),
+        )
+    },
+    description="RFC 7517 §5: public keys only.",
+)
 
 CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
 
 class WellKnownController(Controller):
-    @get("/.well-known/jwks.json", media_type="application/jwk-set+json")
+    @get(
+        "/.well-known/jwks.json",
+        media_type=JWK_SET_MEDIA_TYPE,
+        operation_class=answers(
+            {
+                "200": OpenAPIResponse(
+                    description="The keys tokens are signed with.",
+                    content={JWK_SET_MEDIA_TYPE: OpenAPIMediaType(schema=JWK_SET)},
+                )
+            },
+            error_responses(
+                OAUTH2_ERROR, 503, s503="No key was loaded yet and the database is unreachable."
+            ),
+        ),
+    )
     async def jwks(self, runtime: Injected[AuthRuntime]) -> Response[bytes]:
         return Response(
             await runtime.keyring.jwks_json(),
-            media_type="application/jwk-set+json",
+            media_type=JWK_SET_MEDIA_TYPE,
             headers={"Cache-Control": f"public, max-age={runtime.settings.tokens.jwks_max_age}"},
         )
 

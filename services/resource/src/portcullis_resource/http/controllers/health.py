@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from portcullis_resource.runtime import ResourceRuntime
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.openapi import READINESS_ANSWERS
 from portcullis_shared.plugin import PortcullisGuard
 
 
@@ -18,7 +19,7 @@ class HealthController(Controller):
     async def healthz(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/readyz")
+    @get("/readyz", operation_class=READINESS_ANSWERS)
     async def readyz(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[dict[str, str]]:

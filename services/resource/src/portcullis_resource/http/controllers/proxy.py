@@ -20,12 +20,25 @@ from urllib.parse import parse_qsl
 import httpx
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
+from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import FromPath
 
 from portcullis_resource.runtime import ResourceRuntime
 from portcullis_resource.settings import PasswordProxySettings
 from portcullis_shared.client_ip import client_ip
 from portcullis_shared.dependencies import Injected
+from portcullis_shared.openapi import (
+    BEARER_ERROR,
+    OAUTH2_ERROR,
+    TOKEN_RESPONSE,
+    answers,
+    bearer_security,
+    error_responses,
+    form_body,
+    json_content,
+    object_schema,
+    text,
+)
 from portcullis_shared.request import until_disconnected
 from portcullis_shared.request_id import REQUEST_ID_HEADER, request_id_of
 
@@ -35,15 +48,107 @@ MAX_BODY_BYTES = 16 * 1024
 PASSED_HEADERS = ("content-type", "cache-control", "pragma", "retry-after", "www-authenticate")
 
 
+def _fields(required: tuple[str, ...], optional: tuple[str, ...]) -> RequestBody:
+    """A body of string fields, as JSON or as a form; other fields are dropped."""
+    return form_body(
+        object_schema(
+            {name: text(name, max_length=4096) for name in required},
+            {name: text(name, max_length=4096) for name in optional},
+            closed=False,
+        ),
+        json=True,
+    )
+
+
+TOKEN_ERRORS = error_responses(
+    OAUTH2_ERROR,
+    400,
+    401,
+    413,
+    429,
+    503,
+    s400="invalid_request (a field missing or not a string, a body neither JSON nor a "
+    "form), or the auth service's invalid_grant, invalid_scope, invalid_target.",
+    s401="invalid_client: the auth service refused the proxy's client.",
+    s429="Too many failed logins for this user and address: temporarily_unavailable.",
+    s503="The auth service cannot be reached, the proxy is not configured, or the auth "
+    "service is unavailable: temporarily_unavailable.",
+)
+TOKEN_ANSWER = {
+    "200": OpenAPIResponse(
+        description="The auth service's token response, unchanged.",
+        content=json_content(TOKEN_RESPONSE),
+    )
+}
+REVOKE_ANSWER = {
+    "200": OpenAPIResponse(description="Revoked, or unknown (RFC 7009 §2.2): no body.")
+}
+
+
+def _token_answers(required: tuple[str, ...], optional: tuple[str, ...]) -> type[Operation]:
+    """A token route: the auth service's answer to a grant, or the proxy's own refusal."""
+    return answers(TOKEN_ANSWER, TOKEN_ERRORS, body=_fields(required, optional))
+
+
+def _revoke_answers() -> type[Operation]:
+    return answers(
+        REVOKE_ANSWER,
+        TOKEN_ERRORS,
+        error_responses(
+            OAUTH2_ERROR,
+            400,
+            s400="invalid_request; unauthorized_client: the token was issued to another client.",
+        ),
+        body=_fields(("token",), ("token_type_hint",)),
+    )
+
+
+PERSONAL_ACCESS_TOKEN_REQUEST = RequestBody(
+    required=True,
+    content=json_content(
+        object_schema(
+            {
+                "name": text("What the token is for.", min_length=1, max_length=200),
+                "scopes": Schema(
+                    type=OpenAPIType.ARRAY,
+                    items=text("A scope the caller's token holds.", min_length=1, max_length=100),
+                ),
+            },
+            {"expires_in": Schema(type=OpenAPIType.INTEGER, description="Seconds.")},
+        )
+    ),
+)
+"""Passed on as it came to the auth service, which reads exactly these fields."""
+
+
+def _bearer_answers(
+    *statuses: int, no_content: bool = False, body: RequestBody | None = None
+) -> type[Operation]:
+    """The auth service's answers to a bearer route, passed on. `no_content`: it answers
+    204, which the handler cannot declare itself (a 204 handler may return nothing)."""
+    done = {"204": OpenAPIResponse(description="Done; no body.")} if no_content else {}
+    return answers(
+        done,
+        error_responses(BEARER_ERROR, 401, 403, 429, 503, *statuses),
+        instead_of=["200", "201", "400"] if no_content else [],
+        body=body,
+    )
+
+
 class ProxyError(Exception):
     """A request the proxy refuses before forwarding; answered 400."""
 
 
+RETRY_AFTER = "1"
+"""Seconds a caller waits after the proxy's own 503, as after the auth service's."""
+
+
 def _error(status: int, error: str, description: str) -> Response[dict[str, str]]:
+    headers = {"Cache-Control": "no-store"}
+    if status == 503:
+        headers["Retry-After"] = RETRY_AFTER
     return Response(
-        {"error": error, "error_description": description},
-        status_code=status,
-        headers={"Cache-Control": "no-store"},
+        {"error": error, "error_description": description}, status_code=status, headers=headers
     )
 
 
@@ -77,7 +182,12 @@ class LoginProxyController(Controller):
     path = "/api/oauth"
     opt = {"exclude_from_auth": True}  # noqa: RUF012 - Litestar reads it as a class attribute
 
-    @post("/password/token", request_max_body_size=MAX_BODY_BYTES)
+    @post(
+        "/password/token",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        operation_class=_token_answers(("username", "password"), ("scope",)),
+    )
     async def password_token(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
@@ -90,7 +200,12 @@ class LoginProxyController(Controller):
             required=("username", "password"),
         )
 
-    @post("/refresh", request_max_body_size=MAX_BODY_BYTES)
+    @post(
+        "/refresh",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        operation_class=_token_answers(("refresh_token",), ("scope",)),
+    )
     async def refresh(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
@@ -103,7 +218,12 @@ class LoginProxyController(Controller):
             required=("refresh_token",),
         )
 
-    @post("/revoke", request_max_body_size=MAX_BODY_BYTES)
+    @post(
+        "/revoke",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        operation_class=_revoke_answers(),
+    )
     async def revoke(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
@@ -111,7 +231,12 @@ class LoginProxyController(Controller):
             request, runtime, "/oauth/revoke", ("token", "token_type_hint"), {}, required=("token",)
         )
 
-    @post("/code/token", request_max_body_size=MAX_BODY_BYTES)
+    @post(
+        "/code/token",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        operation_class=_token_answers(("code",), ("code_verifier", "redirect_uri")),
+    )
     async def code_token(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
@@ -124,7 +249,12 @@ class LoginProxyController(Controller):
             {"grant_type": "authorization_code"},
         )
 
-    @post("/code/refresh", request_max_body_size=MAX_BODY_BYTES)
+    @post(
+        "/code/refresh",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        operation_class=_token_answers(("refresh_token",), ("scope",)),
+    )
     async def code_refresh(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
@@ -136,7 +266,12 @@ class LoginProxyController(Controller):
             {"grant_type": "refresh_token"},
         )
 
-    @post("/code/revoke", request_max_body_size=MAX_BODY_BYTES)
+    @post(
+        "/code/revoke",
+        request_max_body_size=MAX_BODY_BYTES,
+        status_code=200,
+        operation_class=_revoke_answers(),
+    )
     async def code_revoke(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
@@ -144,19 +279,33 @@ class LoginProxyController(Controller):
             request, runtime, "/oauth/revoke", ("token", "token_type_hint"), {}
         )
 
-    @get("/personal-access-tokens")
+    @get(
+        "/personal-access-tokens",
+        security=bearer_security(),
+        operation_class=_bearer_answers(),
+    )
     async def list_personal_access_tokens(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
         return await self._forward_bearer(request, runtime, "GET", "/oauth/personal-access-tokens")
 
-    @post("/personal-access-tokens", request_max_body_size=MAX_BODY_BYTES)
+    @post(
+        "/personal-access-tokens",
+        request_max_body_size=MAX_BODY_BYTES,
+        security=bearer_security(),
+        operation_class=_bearer_answers(400, 413, body=PERSONAL_ACCESS_TOKEN_REQUEST),
+    )
     async def create_personal_access_token(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
         return await self._forward_bearer(request, runtime, "POST", "/oauth/personal-access-tokens")
 
-    @delete("/personal-access-tokens/{token_id:uuid}", status_code=200)  # the answer sets it
+    @delete(
+        "/personal-access-tokens/{token_id:uuid}",
+        status_code=200,  # a 204 handler may return no body; the upstream answer sets it
+        security=bearer_security(),
+        operation_class=_bearer_answers(404, no_content=True),
+    )
     async def revoke_personal_access_token(
         self,
         request: Request[Any, Any, Any],
@@ -167,7 +316,12 @@ class LoginProxyController(Controller):
             request, runtime, "DELETE", f"/oauth/personal-access-tokens/{token_id}"
         )
 
-    @post("/logout")
+    @post(
+        "/logout",
+        status_code=200,  # as above
+        security=bearer_security(),
+        operation_class=_bearer_answers(no_content=True),
+    )
     async def logout(
         self, request: Request[Any, Any, Any], runtime: Injected[ResourceRuntime]
     ) -> Response[Any]:
