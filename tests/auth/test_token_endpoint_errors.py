@@ -207,6 +207,34 @@ async def _raw_post(
     return start["status"], headers_sent, json.loads(answer)
 
 
+@pytest.mark.parametrize(
+    ("content_length", "status"),
+    [
+        pytest.param("\u00b2", 401, id="superscript-two"),
+        pytest.param("9" * 5000, 413, id="5000-digits"),
+        pytest.param("0" * 5000 + "29", 401, id="5000-leading-zeros"),
+        pytest.param("-1", 401, id="negative"),
+    ],
+)
+async def test_a_content_length_that_is_no_plain_number_is_never_a_500(
+    app: Litestar, http: AsyncTestClient[Litestar], content_length: str, status: int
+) -> None:
+    """`str.isdigit` passes "²" and `int` refuses 5000 digits: a length is ASCII digits
+    only, and one too long to read is too large. (No client authentication: answered
+    before the database is asked.)"""
+    headers = [
+        (b"content-type", FORM["Content-Type"].encode()),
+        (b"content-length", content_length.encode("latin-1")),
+    ]
+
+    answered, _, answer = await _raw_post(app, headers, [b"grant_type=client_credentials"])
+
+    assert (answered, answer["error"]) == (
+        status,
+        "invalid_client" if status == 401 else "invalid_request",
+    )
+
+
 @pytest.mark.parametrize("header", ["authorization", "content-type"])
 async def test_a_header_sent_twice_is_invalid_request(
     app: Litestar, http: AsyncTestClient[Litestar], client: tuple[str, str], header: str
