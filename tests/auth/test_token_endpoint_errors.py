@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -214,6 +215,34 @@ def _raw_post(
     return start["status"], headers_sent, json.loads(answer)
 
 
+@pytest.mark.parametrize(
+    ("content_length", "status"),
+    [
+        pytest.param("\u00b2", 401, id="superscript-two"),
+        pytest.param("9" * 5000, 413, id="5000-digits"),
+        pytest.param("0" * 5000 + "29", 401, id="5000-leading-zeros"),
+        pytest.param("-1", 401, id="negative"),
+    ],
+)
+async def test_a_content_length_that_is_no_plain_number_is_never_a_500(
+    app: Litestar, http: AsyncTestClient[Litestar], content_length: str, status: int
+) -> None:
+    """`str.isdigit` passes "²" and `int` refuses 5000 digits: a length is ASCII digits
+    only, and one too long to read is too large. (No client authentication: answered
+    before the database is asked.)"""
+    headers = [
+        (b"content-type", FORM["Content-Type"].encode()),
+        (b"content-length", content_length.encode("latin-1")),
+    ]
+
+    answered, _, answer = await _raw_post(app, headers, [b"grant_type=client_credentials"])
+
+    assert (answered, answer["error"]) == (
+        status,
+        "invalid_client" if status == 401 else "invalid_request",
+    )
+
+
 @pytest.mark.parametrize("header", ["authorization", "content-type"])
 async def test_a_header_sent_twice_is_invalid_request(
     app: Litestar, http: AsyncTestClient[Litestar], client: tuple[str, str], header: str
@@ -230,6 +259,31 @@ async def test_a_header_sent_twice_is_invalid_request(
 
     assert (status, answer["error"]) == (400, "invalid_request")
     assert header in answer["error_description"]
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        pytest.param(b"grant_type=%1F", "unsupported_grant_type", id="control-grant-type"),
+        pytest.param(
+            'grant_type=sch\u00f6n\\"'.encode(), "unsupported_grant_type", id="quote-backslash"
+        ),
+        pytest.param(
+            b"grant_type=client_credentials&%E2%98%83=1&%E2%98%83=2",
+            "invalid_request",
+            id="repeated-unicode-name",
+        ),
+    ],
+)
+async def test_an_echoed_parameter_keeps_the_description_printable_ascii(
+    http: AsyncTestClient[Litestar], client: tuple[str, str], content: bytes, error: str
+) -> None:
+    """RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E, also where it
+    names what the request held."""
+    response = await http.post(TOKEN_URL, content=content, headers={**basic_auth(*client), **FORM})
+
+    assert_oauth_error(response, 400, error)
+    assert re.fullmatch(r"[\x20-\x21\x23-\x5b\x5d-\x7e]+", response.json()["error_description"])
 
 
 # --- Client authentication -------------------------------------------------------------------

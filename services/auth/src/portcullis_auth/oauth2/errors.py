@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 from portcullis_auth.oauth2.audit import AuditEvent
 from portcullis_auth.records import AuthorizationCode, RateLimited, RefreshFamily
+
+_NOT_IN_A_DESCRIPTION = re.compile(r"[^\x20-\x21\x23-\x5b\x5d-\x7e]")
+
+
+def _describable(text: str) -> str:
+    """RFC 6749 §5.2: an error_description holds only printable ASCII other than `"` and
+    `\\`. A description may echo the request (a parameter's name, a grant type), which
+    may hold anything: each character outside that set becomes `?`."""
+    return _NOT_IN_A_DESCRIPTION.sub("?", text)
 
 
 class OAuth2Error(Exception):
@@ -23,7 +33,7 @@ class OAuth2Error(Exception):
         audit: AuditEvent | None = None,
     ) -> None:
         super().__init__(description)
-        self.description = description
+        self.description = _describable(description)
         self.headers = headers or {}
         self.keep_changes = keep_changes
         """Commit the request's writes despite the error (a detected reuse revokes a family)."""

@@ -146,11 +146,7 @@ class _Headers:
 async def _read_body(receive: Receive, content_length: str | None) -> bytes:
     """The whole body, refused (413) past MAX_TOKEN_REQUEST_BYTES whether or not it
     announced its length."""
-    if (
-        content_length
-        and content_length.isdigit()
-        and int(content_length) > MAX_TOKEN_REQUEST_BYTES
-    ):
+    if _announces_too_much(content_length):
         raise _too_large()
     chunks: list[bytes] = []
     size = 0
@@ -165,6 +161,19 @@ async def _read_body(receive: Receive, content_length: str | None) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _announces_too_much(content_length: str | None) -> bool:
+    """Whether Content-Length announces more than MAX_TOKEN_REQUEST_BYTES. Only ASCII
+    digits make a length (RFC 9110 §8.6): `str.isdigit` also passes "²" (byte 0xB2 read
+    as Latin-1), and `int` refuses a number of thousands of digits. Anything else
+    announces nothing; the read counts the bytes either way."""
+    if not content_length or not (content_length.isascii() and content_length.isdigit()):
+        return False
+    digits = content_length.lstrip("0")
+    if len(digits) > len(str(MAX_TOKEN_REQUEST_BYTES)):
+        return True
+    return int(digits or "0") > MAX_TOKEN_REQUEST_BYTES
 
 
 def _too_large() -> HTTPException:
