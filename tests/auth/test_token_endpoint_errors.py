@@ -228,14 +228,13 @@ async def test_a_content_length_that_is_no_plain_number_is_never_a_500(
     app: Litestar, http: AsyncTestClient[Litestar], content_length: str, status: int
 ) -> None:
     """`str.isdigit` passes "²" and `int` refuses 5000 digits: a length is ASCII digits
-    only, and one too long to read is too large. (No client authentication: answered
-    before the database is asked.)"""
+    only, and one too long to read is too large."""
     headers = [
         (b"content-type", FORM["Content-Type"].encode()),
         (b"content-length", content_length.encode("latin-1")),
     ]
 
-    answered, _, answer = await _raw_post(app, headers, [b"grant_type=client_credentials"])
+    answered, _, answer = _raw_post(http, app, headers, [b"grant_type=client_credentials"])
 
     assert (answered, answer["error"]) == (
         status,
