@@ -570,3 +570,29 @@ async def test_password_grant_with_no_client_authentication_is_invalid_client(
 
     assert_oauth_error(response, 401, "invalid_client")
     assert "www-authenticate" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        {"grant_type": "client_credentials", "scope": "read-posts {secret}"},
+        {"grant_type": "{secret}"},
+        {"grant_type": "client_credentials", "{secret}": "x"},
+    ],
+    ids=["unknown-scope", "unknown-grant-type", "unknown-parameter"],
+)
+async def test_what_the_server_does_not_know_is_not_echoed(
+    http: AsyncTestClient[Litestar], client: tuple[str, str], form: dict[str, str]
+) -> None:
+    """A secret pasted into the wrong field must not come back in the error body (nor in
+    the logs and traces that may keep it): only names the server knows are repeated."""
+    secret = "hunter2-" + "s3cr3t" * 4
+    body = "&".join(
+        f"{name.format(secret=secret)}={value.format(secret=secret)}"
+        for name, value in form.items()
+    )
+    if "{secret}" in "".join(form):
+        body += f"&{secret}=again"  # a parameter given twice
+    answer = await http.post(TOKEN_URL, content=body, headers={**FORM, **basic_auth(*client)})
+    assert answer.status_code == 400, answer.text
+    assert secret not in answer.text

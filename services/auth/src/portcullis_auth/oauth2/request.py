@@ -16,6 +16,15 @@ from portcullis_auth.oauth2.errors import InvalidRequestError
 from portcullis_auth.oauth2.ports import CallerGone
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+PARAMETER_NAMES = frozenset(
+    {
+        "grant_type", "scope", "client_id", "client_secret", "username", "password",
+        "refresh_token", "code", "redirect_uri", "code_verifier", "device_code", "resource",
+        "token", "token_type_hint", "audience",
+    }
+)  # fmt: skip
+"""The parameters of the token, device, revocation and introspection endpoints (RFC 6749,
+7009, 7636, 7662, 8628, 8707): the names an error may repeat."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +73,9 @@ def parse_form(body: bytes, content_type: str | None) -> dict[str, str]:
             # No parameter of ours may hold one (and Postgres stores no text that does).
             raise InvalidRequestError("a parameter holds a NUL character")
         if name in seen:
-            raise InvalidRequestError(f"parameter given more than once: {name}")
+            # Only a name of the protocol's is echoed: another may be a pasted secret.
+            shown = name if name in PARAMETER_NAMES else "a parameter"
+            raise InvalidRequestError(f"parameter given more than once: {shown}")
         seen.add(name)
         if value != "":
             form[name] = value

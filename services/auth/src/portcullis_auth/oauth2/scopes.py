@@ -22,7 +22,11 @@ def parse_requested_scope(value: str | None, registry: ScopeRegistry) -> frozens
         raise InvalidScopeError(str(exc)) from None
     unknown = registry.unknown(requested)
     if unknown:
-        raise InvalidScopeError(f"unknown scope: {format_scope(unknown)}")
+        # Not echoed: what the server does not know may be a secret in the wrong field.
+        raise InvalidScopeError(
+            f"{len(unknown)} requested scope(s) unknown; the server's metadata lists "
+            "scopes_supported"
+        )
     return requested
 
 

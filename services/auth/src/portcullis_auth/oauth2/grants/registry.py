@@ -25,7 +25,10 @@ class GrantRegistry:
     def create(self, grant_type: str, context: GrantContext) -> Grant[Any]:
         grant = self._grants.get(grant_type)
         if grant is None:
-            raise UnsupportedGrantTypeError(f"unsupported grant_type: {grant_type[:64]}")
+            # Not echoed: what the server does not know may be a secret in the wrong field.
+            raise UnsupportedGrantTypeError(
+                "unsupported grant_type; the server's metadata lists grant_types_supported"
+            )
         return grant(context)
 
 
