@@ -5,11 +5,12 @@ Needs the `sql` extra (`portcullis-shared[sql]`); the guard itself does not.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, TypeDecorator, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,6 +33,34 @@ CONNECT_TIMEOUT = 5
 """Seconds to open a Postgres connection."""
 STATEMENT_TIMEOUT = 10
 """Seconds a Postgres statement may take before it is given up (a 503)."""
+
+
+def behind_transaction_pooler(url: str) -> bool:
+    """Whether the URL turns the prepared statement cache off
+    (`?prepared_statement_cache_size=0`), as a connection pooler in transaction
+    mode (PgBouncer's `pool_mode = transaction`) needs: there, consecutive
+    transactions of one connection may run on different server connections, and a
+    statement prepared on one is unknown to the next."""
+    size = make_url(url).query.get("prepared_statement_cache_size")
+    return size is not None and int(str(size)) == 0
+
+
+def _unique_statement_name() -> str:
+    return f"__portcullis_{uuid.uuid4().hex}__"
+
+
+def postgres_connect_args(url: str) -> dict[str, Any]:
+    """asyncpg's connection arguments for the URL. Behind a transaction pooler,
+    asyncpg's own statement cache is off too (its type lookups and pings would
+    otherwise prepare named statements outside any transaction), and each
+    statement SQLAlchemy prepares inside a transaction gets a name no other client
+    of the same server connection uses (asyncpg numbers them per connection, so two
+    clients would both prepare `__asyncpg_stmt_1__`)."""
+    args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT, "command_timeout": STATEMENT_TIMEOUT}
+    if behind_transaction_pooler(url):
+        args["statement_cache_size"] = 0
+        args["prepared_statement_name_func"] = _unique_statement_name
+    return args
 
 
 def create_engine(
@@ -58,7 +87,7 @@ def create_engine(
         pool_pre_ping=True,
         hide_parameters=True,  # SQL errors must never echo secrets into logs
         pool_timeout=5,
-        connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": STATEMENT_TIMEOUT},
+        connect_args=postgres_connect_args(url),
     )
 
 
