@@ -23,6 +23,7 @@ def test_a_plain_url_keeps_the_caches_and_asyncpgs_names() -> None:
     for url in (
         "postgresql+asyncpg://portcullis@postgres:5432/auth",
         "postgresql+asyncpg://portcullis@postgres:5432/auth?prepared_statement_cache_size=500",
+        "postgresql+asyncpg://portcullis@postgres:5432/auth?prepared_statement_cache_size=none",
     ):
         args = postgres_connect_args(url)
         assert "statement_cache_size" not in args

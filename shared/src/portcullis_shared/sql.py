@@ -41,8 +41,8 @@ def behind_transaction_pooler(url: str) -> bool:
     mode (PgBouncer's `pool_mode = transaction`) needs: there, consecutive
     transactions of one connection may run on different server connections, and a
     statement prepared on one is unknown to the next."""
-    size = make_url(url).query.get("prepared_statement_cache_size")
-    return size is not None and int(str(size)) == 0
+    size = str(make_url(url).query.get("prepared_statement_cache_size", ""))
+    return size.isdigit() and int(size) == 0
 
 
 def _unique_statement_name() -> str:
