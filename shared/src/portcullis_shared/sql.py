@@ -5,7 +5,6 @@ Needs the `sql` extra (`portcullis-shared[sql]`); the guard itself does not.
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,21 +44,28 @@ def behind_transaction_pooler(url: str) -> bool:
     return size.isdigit() and int(size) == 0
 
 
-def _unique_statement_name() -> str:
-    return f"__portcullis_{uuid.uuid4().hex}__"
+def _unnamed_statement() -> str:
+    """The name SQLAlchemy prepares a statement under: "", Postgres's unnamed
+    statement, which the next statement replaces."""
+    return ""
 
 
 def postgres_connect_args(url: str) -> dict[str, Any]:
     """asyncpg's connection arguments for the URL. Behind a transaction pooler,
-    asyncpg's own statement cache is off too (its type lookups and pings would
-    otherwise prepare named statements outside any transaction), and each
-    statement SQLAlchemy prepares inside a transaction gets a name no other client
-    of the same server connection uses (asyncpg numbers them per connection, so two
-    clients would both prepare `__asyncpg_stmt_1__`)."""
+    asyncpg's own statement cache is off too (its type lookups and pool pings
+    would otherwise prepare a named statement in one round trip and run it in the
+    next, perhaps on another server connection), and SQLAlchemy prepares each
+    statement unnamed. asyncpg numbers named statements per connection, so two
+    clients on one server connection would both prepare `__asyncpg_stmt_1__`;
+    unique names avoid that but stay behind on whichever server connection the
+    transaction ran on, since asyncpg closes a statement only at its connection's
+    next prepare, by then perhaps on another. With the cache off asyncpg parses an
+    unnamed statement again in the same message as its execution, so it needs
+    nothing of the server connection before."""
     args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT, "command_timeout": STATEMENT_TIMEOUT}
     if behind_transaction_pooler(url):
         args["statement_cache_size"] = 0
-        args["prepared_statement_name_func"] = _unique_statement_name
+        args["prepared_statement_name_func"] = _unnamed_statement
     return args
 
 
