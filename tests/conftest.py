@@ -27,6 +27,14 @@ def postgres_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def service_postgres_url(postgres_url: str) -> str:
+    """The server URL the code under test gets for its databases: Postgres itself
+    here; the integration suite may put a pooler in between. Creating, dropping
+    and migrating the databases always uses `postgres_url`."""
+    return postgres_url
+
+
+@pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     with redis_server() as url:
         yield url
@@ -45,12 +53,14 @@ async def template_database(postgres_url: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def database_url(postgres_url: str, template_database: str) -> AsyncIterator[str]:
+async def database_url(
+    postgres_url: str, service_postgres_url: str, template_database: str
+) -> AsyncIterator[str]:
     """A fresh, migrated database of this test's own."""
     name = f"portcullis_t_{secrets.token_hex(6)}"
     await create_database(postgres_url, name, template=template_database)
     try:
-        yield with_database(postgres_url, name)
+        yield with_database(service_postgres_url, name)
     finally:
         await drop_database(postgres_url, name)
 
@@ -69,13 +79,13 @@ async def resource_template_database(postgres_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def resource_database_url(
-    postgres_url: str, resource_template_database: str
+    postgres_url: str, service_postgres_url: str, resource_template_database: str
 ) -> AsyncIterator[str]:
     """A fresh posts database of this test's own."""
     name = f"portcullis_r_{secrets.token_hex(6)}"
     await create_database(postgres_url, name, template=resource_template_database)
     try:
-        yield with_database(postgres_url, name)
+        yield with_database(service_postgres_url, name)
     finally:
         await drop_database(postgres_url, name)
 

@@ -89,8 +89,10 @@ def asyncpg_dsn(url: str) -> str:
 
 
 def with_database(url: str, name: str) -> str:
-    base, _, _ = url.rpartition("/")
-    return f"{base}/{name}"
+    """`url` naming database `name`, its query (driver settings) kept."""
+    path, question, query = url.partition("?")
+    base, _, _ = path.rpartition("/")
+    return f"{base}/{name}{question}{query}"
 
 
 async def _ping_postgres(url: str) -> None:

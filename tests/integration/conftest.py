@@ -20,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.auth.conftest import auth_environ
+from tests.integration.pgbouncer import pgbouncer_wanted, running_pgbouncer
 from tests.integration.processes import (
     Cli,
     ClientCredentials,
@@ -88,6 +89,19 @@ class AuthServer:
         """Those of `values` that appear in the server's output, each shortened for display."""
         text = self.output()
         return [f"{value[:6]}…" for value in values if value and value in text]
+
+
+@pytest.fixture(scope="session")
+def service_postgres_url(
+    postgres_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Postgres, or with PORTCULLIS_TEST_PGBOUNCER=1 a PgBouncer in transaction
+    pooling mode in front of it, for every service this suite starts."""
+    if not pgbouncer_wanted():
+        yield postgres_url
+        return
+    with running_pgbouncer(postgres_url, tmp_path_factory.mktemp("pgbouncer")) as url:
+        yield url
 
 
 @pytest.fixture
@@ -190,6 +204,7 @@ def posts_settings() -> dict[str, str]:
 @pytest.fixture(scope="module")
 async def stack(
     postgres_url: str,
+    service_postgres_url: str,
     redis_url: str,
     template_database: str,
     resource_template_database: str,
@@ -200,6 +215,7 @@ async def stack(
     """Both services as real processes, shared by the tests of one module."""
     async with running_stack(
         postgres_url,
+        service_postgres_url,
         redis_url,
         template_database,
         resource_template_database,

@@ -47,6 +47,9 @@ class Stack:
     """`portcullis` with the auth service's environment."""
     redis_url: str
     redis_prefix: str
+    auth_database_url: str
+    """The auth service's database on Postgres itself (never through a pooler), for
+    tests that read its rows."""
 
     def token(self, email: str, scope: str | None = None, **extra: str) -> dict[str, Any]:
         data = {
@@ -88,6 +91,7 @@ class Stack:
 @asynccontextmanager
 async def running_stack(
     postgres_url: str,
+    service_postgres_url: str,
     redis_url: str,
     template_database: str,
     resource_template_database: str,
@@ -98,6 +102,9 @@ async def running_stack(
     while_auth_down: Callable[[ServiceProcess], None] | None = None,
 ) -> AsyncIterator[Stack]:
     """Both services up, with users and clients; everything removed afterwards.
+
+    The databases are made on `postgres_url`; the services reach them through
+    `service_postgres_url` (the same server, or a pooler in front of it).
 
     `auth_settings` / `posts_settings`: more PORTCULLIS_* variables for either service.
     `while_auth_down`: start the posts service first and call this with it before the
@@ -112,7 +119,7 @@ async def running_stack(
     inherited = {k: v for k, v in os.environ.items() if not k.startswith("PORTCULLIS_")}
     auth_env = {
         **inherited,
-        **auth_environ(with_database(postgres_url, auth_db), redis_url, prefix),
+        **auth_environ(with_database(service_postgres_url, auth_db), redis_url, prefix),
         "PORTCULLIS_ISSUER": auth_url,
         "PORTCULLIS_PORT": str(auth_port),
         **(auth_settings or {}),
@@ -122,7 +129,7 @@ async def running_stack(
         "PORTCULLIS_ISSUER": auth_url,
         "PORTCULLIS_AUDIENCE": "posts",
         "PORTCULLIS_JWKS_URL": f"{auth_url}/.well-known/jwks.json",
-        "PORTCULLIS_DATABASE_URL": with_database(postgres_url, posts_db),
+        "PORTCULLIS_DATABASE_URL": with_database(service_postgres_url, posts_db),
         "PORTCULLIS_REDIS_URL": redis_url,
         "PORTCULLIS_REDIS_PREFIX": prefix,
         "PORTCULLIS_PORT": str(posts_port),
@@ -210,6 +217,7 @@ async def running_stack(
             cli=cli,
             redis_url=redis_url,
             redis_prefix=prefix,
+            auth_database_url=with_database(postgres_url, auth_db),
         )
     finally:
         posts.stop()

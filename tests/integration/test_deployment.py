@@ -98,7 +98,10 @@ def test_migrate_stops_with_a_message_naming_a_missing_secret_key(
 
 @pytest.fixture
 async def databases(
-    postgres_url: str, template_database: str, resource_template_database: str
+    postgres_url: str,
+    service_postgres_url: str,
+    template_database: str,
+    resource_template_database: str,
 ) -> AsyncIterator[tuple[str, str]]:
     """Empty databases, as a fresh deployment has: the images migrate them."""
     suffix = secrets.token_hex(5)
@@ -106,7 +109,10 @@ async def databases(
     await create_database(postgres_url, auth_db)
     await create_database(postgres_url, posts_db)
     try:
-        yield with_database(postgres_url, auth_db), with_database(postgres_url, posts_db)
+        yield (
+            with_database(service_postgres_url, auth_db),
+            with_database(service_postgres_url, posts_db),
+        )
     finally:
         await drop_database(postgres_url, auth_db)
         await drop_database(postgres_url, posts_db)

@@ -119,12 +119,14 @@ def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]
 async def outage_stack(
     own_redis: RedisServer,
     postgres_url: str,
+    service_postgres_url: str,
     template_database: str,
     resource_template_database: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stack]:
     async with running_stack(
         postgres_url,
+        service_postgres_url,
         own_redis.url,
         template_database,
         resource_template_database,
@@ -168,7 +170,7 @@ def wait_until_working(stack: Stack, token: str, within: float) -> float:
 
 def access_token_revoked_at(stack: Stack, jti: str) -> Any:
     async def query() -> Any:
-        dsn = asyncpg_dsn(stack.cli.environ["PORTCULLIS_DATABASE_URL"])
+        dsn = asyncpg_dsn(stack.auth_database_url)
         connection = await asyncpg.connect(dsn)
         try:
             return await connection.fetchval(
@@ -331,9 +333,7 @@ def test_a_revocation_made_while_redis_is_down_lands_when_it_returns(
 
 def revocation_rows_for(stack: Stack, subject: str) -> int:
     async def query() -> int:
-        connection = await asyncpg.connect(
-            asyncpg_dsn(stack.cli.environ["PORTCULLIS_DATABASE_URL"])
-        )
+        connection = await asyncpg.connect(asyncpg_dsn(stack.auth_database_url))
         try:
             return int(
                 await connection.fetchval(

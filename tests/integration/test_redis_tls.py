@@ -124,6 +124,7 @@ def test_the_redis_only_answers_tls_and_the_acl_user(tls_redis_url: str) -> None
 @pytest.fixture
 async def stack(
     postgres_url: str,
+    service_postgres_url: str,
     template_database: str,
     resource_template_database: str,
     tls_redis_url: str,
@@ -131,6 +132,7 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     async with running_stack(
         postgres_url,
+        service_postgres_url,
         tls_redis_url,
         template_database,
         resource_template_database,

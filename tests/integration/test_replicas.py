@@ -87,6 +87,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 async def cluster(
     postgres_url: str,
+    service_postgres_url: str,
     redis_url: str,
     template_database: str,
     resource_template_database: str,
@@ -104,7 +105,7 @@ async def cluster(
     issuer = f"http://127.0.0.1:{auth_ports[0]}"
     base = {
         **inherited,
-        **auth_environ(with_database(postgres_url, auth_db), redis_url, prefix),
+        **auth_environ(with_database(service_postgres_url, auth_db), redis_url, prefix),
         "PORTCULLIS_ISSUER": issuer,
         "PORTCULLIS_JWKS_MAX_AGE": str(JWKS_MAX_AGE),
         "PORTCULLIS_REFRESH_GRACE": "0",
@@ -134,7 +135,7 @@ async def cluster(
                 "PORTCULLIS_AUDIENCE": "posts",
                 # Each posts process reads the keys from its own auth process.
                 "PORTCULLIS_JWKS_URL": f"http://127.0.0.1:{auth_port}/.well-known/jwks.json",
-                "PORTCULLIS_DATABASE_URL": with_database(postgres_url, posts_db),
+                "PORTCULLIS_DATABASE_URL": with_database(service_postgres_url, posts_db),
                 "PORTCULLIS_REDIS_URL": redis_url,
                 "PORTCULLIS_REDIS_PREFIX": prefix,
                 "PORTCULLIS_PORT": str(port),

@@ -357,9 +357,7 @@ def newest_revocation(stack: Stack) -> int:
     """The id of the newest revocation row in Postgres (0 with none)."""
 
     async def query() -> int:
-        connection = await asyncpg.connect(
-            asyncpg_dsn(stack.cli.environ["PORTCULLIS_DATABASE_URL"])
-        )
+        connection = await asyncpg.connect(asyncpg_dsn(stack.auth_database_url))
         try:
             return int(await connection.fetchval("SELECT coalesce(max(id), 0) FROM revocations"))
         finally:

@@ -23,6 +23,7 @@ SETTLE = 0.3
 @pytest.fixture
 async def stack(
     postgres_url: str,
+    service_postgres_url: str,
     redis_url: str,
     template_database: str,
     resource_template_database: str,
@@ -30,6 +31,7 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     async with running_stack(
         postgres_url,
+        service_postgres_url,
         redis_url,
         template_database,
         resource_template_database,

@@ -33,6 +33,7 @@ class PostsFirst:
 @pytest.fixture
 async def posts_first(
     postgres_url: str,
+    service_postgres_url: str,
     redis_url: str,
     template_database: str,
     resource_template_database: str,
@@ -41,6 +42,7 @@ async def posts_first(
     started = PostsFirst()
     async with running_stack(
         postgres_url,
+        service_postgres_url,
         redis_url,
         template_database,
         resource_template_database,

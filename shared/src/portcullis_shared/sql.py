@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, TypeDecorator, event
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -32,6 +32,41 @@ CONNECT_TIMEOUT = 5
 """Seconds to open a Postgres connection."""
 STATEMENT_TIMEOUT = 10
 """Seconds a Postgres statement may take before it is given up (a 503)."""
+
+
+def behind_transaction_pooler(url: str) -> bool:
+    """Whether the URL turns the prepared statement cache off
+    (`?prepared_statement_cache_size=0`), as a connection pooler in transaction
+    mode (PgBouncer's `pool_mode = transaction`) needs: there, consecutive
+    transactions of one connection may run on different server connections, and a
+    statement prepared on one is unknown to the next."""
+    size = str(make_url(url).query.get("prepared_statement_cache_size", ""))
+    return size.isdigit() and int(size) == 0
+
+
+def _unnamed_statement() -> str:
+    """The name SQLAlchemy prepares a statement under: "", Postgres's unnamed
+    statement, which the next statement replaces."""
+    return ""
+
+
+def postgres_connect_args(url: str) -> dict[str, Any]:
+    """asyncpg's connection arguments for the URL. Behind a transaction pooler,
+    asyncpg's own statement cache is off too (its type lookups and pool pings
+    would otherwise prepare a named statement in one round trip and run it in the
+    next, perhaps on another server connection), and SQLAlchemy prepares each
+    statement unnamed. asyncpg numbers named statements per connection, so two
+    clients on one server connection would both prepare `__asyncpg_stmt_1__`;
+    unique names avoid that but stay behind on whichever server connection the
+    transaction ran on, since asyncpg closes a statement only at its connection's
+    next prepare, by then perhaps on another. With the cache off asyncpg parses an
+    unnamed statement again in the same message as its execution, so it needs
+    nothing of the server connection before."""
+    args: dict[str, Any] = {"timeout": CONNECT_TIMEOUT, "command_timeout": STATEMENT_TIMEOUT}
+    if behind_transaction_pooler(url):
+        args["statement_cache_size"] = 0
+        args["prepared_statement_name_func"] = _unnamed_statement
+    return args
 
 
 def create_engine(
@@ -58,7 +93,7 @@ def create_engine(
         pool_pre_ping=True,
         hide_parameters=True,  # SQL errors must never echo secrets into logs
         pool_timeout=5,
-        connect_args={"timeout": CONNECT_TIMEOUT, "command_timeout": STATEMENT_TIMEOUT},
+        connect_args=postgres_connect_args(url),
     )
 
 
