@@ -89,6 +89,33 @@ def report(results: Results) -> dict[str, object]:
         )
     )
     rows.append(pair("password_grant", "password grant / raw argon2 verify", ">= 0.90", 1))
+    alone = _figure(results, "client_credentials_alone")
+    flooded = _figure(results, "client_credentials_during_password_flood")
+    rows.append(
+        (
+            "client credentials p99: during a password flood / alone",
+            f"{flooded.p99_ms:.2f} / {alone.p99_ms:.2f} ms",
+            f"{results['password_flood_p99_ratio']:.2f}",
+        )
+    )
+    rows.append(latency("client credentials alone", alone))
+    rows.append(latency("client credentials during the flood", flooded))
+    flood = _per_server(results, "password_flood")
+    rows.append(
+        (
+            "  the flood: 64 logins at once from many addresses",
+            f"{flood['requests_per_s']:.0f} per s, {flood['refused_share']:.2%} refused at once, "
+            f"{flood['logins_served']:.0f} served",
+            "",
+        )
+    )
+    rows.append(
+        (
+            "  auth RSS before / at most during the flood",
+            f"{flood['auth_rss_before_mib']} / {flood['auth_rss_during_mib_max']} MiB",
+            "",
+        )
+    )
     for name, label in (
         ("posts_authenticated_1M_revoked", "posts, 1M revoked / none (new tokens)"),
         ("posts_authenticated_20_keys", "posts, 20 JWKS keys / 1 (new tokens)"),

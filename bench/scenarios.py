@@ -6,11 +6,13 @@ token rows); and each server's peak memory."""
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 import httpx
 
 from bench.comparisons import paired, wrk_alone_in_turns, wrk_interleaved, wrk_side_by_side
 from bench.figures import Results
+from bench.password_flood import FLOOD_CONNECTIONS, client_credentials_beside_a_flood
 from bench.portcullis_cli import Client
 from bench.raw_rates import RawSigning, argon2_verify, raw_rate
 from bench.refresh_chains import RefreshChains
@@ -142,6 +144,8 @@ def _token_endpoint(
     results["password_grant"] = paired(
         argon2, lambda seconds: wrk_once(password, seconds), stack.auth
     )
+    flood = replace(password, connections=FLOOD_CONNECTIONS, many_addresses=True)
+    results.update(client_credentials_beside_a_flood(client_credentials, flood, stack.auth))
     first = [tokens.user_token("read-posts")["refresh_token"] for _ in range(CONNECTIONS)]
     chains = RefreshChains(f"{stack.auth_url}/oauth/token", accounts.password_client, first)
     results["refresh_rotation"] = paired(signing.service_signer(), chains.run, stack.auth)

@@ -108,8 +108,15 @@ class Server:
                 return
         raise RuntimeError(f"{self.name} stayed busy after its load; see {self.log}")
 
+    def rss_mib(self) -> float:
+        """The sum of the resident memory of the server's processes now."""
+        return self._memory_mib("VmRSS")
+
     def peak_rss_mib(self) -> float:
         """The sum of the peak resident memory of the server's processes."""
+        return self._memory_mib("VmHWM")
+
+    def _memory_mib(self, field: str) -> float:
         self._check_running()
         kib = 0
         for pid in self._processes():
@@ -117,7 +124,7 @@ class Server:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
                 continue
-            found = re.search(r"VmHWM:\s+(\d+) kB", status)
+            found = re.search(field + r":\s+(\d+) kB", status)
             if found is not None:
                 kib += int(found.group(1))
         return round(kib / 1024, 1)

@@ -57,6 +57,12 @@ class Stack:
             "PORTCULLIS_REDIS_PREFIX": self.prefix,
             "PORTCULLIS_SECRET_KEY": secrets.token_hex(32),
             "PORTCULLIS_PORT": str(auth_port),
+            # One address and a handful of clients make every request: budgets no run
+            # meets, so that what the limiter costs is in the figures and its 429s are not.
+            "PORTCULLIS_RATE_LIMIT_PER_IP": "100000000/minute",
+            "PORTCULLIS_RATE_LIMIT_PER_CLIENT": "100000000/minute",
+            # The password flood comes from many addresses, named in X-Forwarded-For.
+            "PORTCULLIS_TRUSTED_PROXIES": "127.0.0.1/32",
         }
         self.posts_env = {
             **base,

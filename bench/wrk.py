@@ -28,6 +28,9 @@ class Load:
     post: str | None = None
     connections: int = CONNECTIONS
     tokens: Tokens | None = None
+    many_addresses: bool = False
+    """Each request from another address, in `X-Forwarded-For` (the server must trust
+    the load's own address as a proxy): many callers rather than one."""
 
     @classmethod
     def with_new_tokens(cls, url: str, tokens: list[str]) -> Load:
@@ -49,6 +52,44 @@ def probe(load: Load) -> None:
 
 def wrk_once(load: Load, seconds: int) -> Figure:
     """One wrk run; any error answer or socket error discards the whole bench."""
+    output = _wrk(load, seconds)
+    # Anchored: a "78.50%" in the thread stats must not pass for the 50th percentile.
+    if re.search(r"^\s+50%\s+[\d.]+(us|ms|s)\s*$", output, re.MULTILINE) is None:
+        raise RuntimeError(f"wrk could not measure {load.url}:\n{output}")
+    rps = float(_printed(r"Requests/sec:\s+([\d.]+)", output))
+    p50 = _ms(_printed(r"^\s+50%\s+(\S+)", output))
+    p99 = _ms(_printed(r"^\s+99%\s+(\S+)", output))
+    for failure in ("Non-2xx or 3xx responses", "Socket errors"):
+        if failure in output:
+            raise RuntimeError(f"errors while loading {load.url}; no figure:\n{output}")
+    if load.tokens is not None:
+        # Requests still in flight at the end were given their tokens too.
+        sent = int(_printed(r"(\d+) requests in", output))
+        load.tokens.sent += sent + load.connections
+    return Figure(rps, p50, p99)
+
+
+def wrk_flood(load: Load, seconds: int) -> Flood:
+    """One wrk run of a load whose requests may be refused: how many were sent and refused."""
+    output = _wrk(load, seconds)
+    refused = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return Flood(
+        requests=int(_printed(r"(\d+) requests in", output)),
+        refused=int(refused.group(1)) if refused else 0,
+        rps=float(_printed(r"Requests/sec:\s+([\d.]+)", output)),
+    )
+
+
+@dataclass(frozen=True)
+class Flood:
+    requests: int
+    refused: int
+    """Answered 4xx or 5xx."""
+    rps: float
+
+
+def _wrk(load: Load, seconds: int) -> str:
+    """What wrk printed for one run of `load`."""
     # A private directory (mode 0700: the script may hold a password), removed whatever happens.
     with tempfile.TemporaryDirectory(prefix="portcullis-wrk-") as scratch:
         lines = []
@@ -63,9 +104,11 @@ def wrk_once(load: Load, seconds: int) -> Figure:
             lines.append(
                 _LUA_ROTATING_AUTHORIZATION % (json.dumps(str(token_file)), load.tokens.sent)
             )
+        if load.many_addresses:
+            lines.append(_LUA_MANY_ADDRESSES)
         script = Path(scratch) / "load.lua"
         script.write_text("".join(lines))
-        output = subprocess.run(
+        return subprocess.run(
             [
                 *pinned(LOAD_CORE),
                 "wrk",
@@ -83,20 +126,6 @@ def wrk_once(load: Load, seconds: int) -> Figure:
             text=True,
             check=True,
         ).stdout
-    # Anchored: a "78.50%" in the thread stats must not pass for the 50th percentile.
-    if re.search(r"^\s+50%\s+[\d.]+(us|ms|s)\s*$", output, re.MULTILINE) is None:
-        raise RuntimeError(f"wrk could not measure {load.url}:\n{output}")
-    rps = float(_printed(r"Requests/sec:\s+([\d.]+)", output))
-    p50 = _ms(_printed(r"^\s+50%\s+(\S+)", output))
-    p99 = _ms(_printed(r"^\s+99%\s+(\S+)", output))
-    for failure in ("Non-2xx or 3xx responses", "Socket errors"):
-        if failure in output:
-            raise RuntimeError(f"errors while loading {load.url}; no figure:\n{output}")
-    if load.tokens is not None:
-        # Requests still in flight at the end were given their tokens too.
-        sent = int(_printed(r"(\d+) requests in", output))
-        load.tokens.sent += sent + load.connections
-    return Figure(rps, p50, p99)
 
 
 _LUA_ROTATING_AUTHORIZATION = """
@@ -106,6 +135,17 @@ local sent = %d
 request = function()
   sent = sent + 1
   return wrk.format(nil, nil, {["Authorization"] = tokens[(sent - 1) %% #tokens + 1]})
+end
+"""
+
+
+_LUA_MANY_ADDRESSES = """
+local counter = 0
+request = function()
+  counter = counter + 1
+  local address = string.format(
+    "10.%d.%d.%d", math.floor(counter / 65536) % 256, math.floor(counter / 256) % 256, counter % 256)
+  return wrk.format(nil, nil, {["X-Forwarded-For"] = address})
 end
 """
 
