@@ -143,9 +143,12 @@ _LUA_MANY_ADDRESSES = """
 local counter = 0
 request = function()
   counter = counter + 1
-  local address = string.format(
+  -- wrk.format takes this table instead of wrk.headers: carry those over.
+  local headers = {}
+  for name, value in pairs(wrk.headers) do headers[name] = value end
+  headers["X-Forwarded-For"] = string.format(
     "10.%d.%d.%d", math.floor(counter / 65536) % 256, math.floor(counter / 256) % 256, counter % 256)
-  return wrk.format(nil, nil, {["X-Forwarded-For"] = address})
+  return wrk.format(nil, nil, headers)
 end
 """
 
