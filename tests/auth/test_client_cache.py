@@ -54,7 +54,7 @@ from tests.auth.helpers import (
 from tests.clock import FakeClock
 
 
-async def _update_client(seed: Seed, client_id: str, **changes: object) -> None:
+async def _update_client(seed: Seed, client_id: str, **changes: Any) -> None:
     async def work(session: AsyncSession) -> None:
         service = ClientService(session)
         client = await service.get(client_id)

@@ -123,7 +123,7 @@ class Budgets:
     past: set[str] = field(default_factory=set)
     """Clients past their budget."""
 
-    async def spend(self, client: Client) -> RateLimited | None:
+    def spend(self, client: Client, client_ip: str | None) -> RateLimited | None:
         self.spent.append(client.id)
         return RateLimited(limit=10, window=60, retry_after=7) if client.id in self.past else None
 

@@ -124,7 +124,8 @@ EVERY_OUTCOME = frozenset(
 
 @pytest.fixture
 def settings_overrides() -> dict[str, str]:
-    return {"refresh_grace": str(GRACE)}
+    # Budgets off: a run introspects some 900 times from one address.
+    return {"refresh_grace": str(GRACE), "rate_limits": "off"}
 
 
 @dataclass(eq=False)
@@ -573,5 +574,4 @@ async def test_refresh_families_keep_their_invariants(
     finally:
         await db.close()
 
-    print(world.seen)
     assert set(world.seen) >= EVERY_OUTCOME, f"never happened: {EVERY_OUTCOME - set(world.seen)}"

@@ -11,6 +11,7 @@ tests that create, drop or read databases still talk to Postgres directly.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -38,8 +39,12 @@ def pgbouncer_wanted() -> bool:
     return os.environ.get(ENABLED_VARIABLE, "") not in {"", "0"}
 
 
-def pgbouncer_config(server_url: str, port: int, auth_file: Path) -> str:
+def pgbouncer_config(server_url: str, port: int, auth_file: Path, version: tuple[int, int]) -> str:
     server = make_url(server_url)
+    # From 1.21 the bouncer can keep named prepared statements itself (and from 1.24 it
+    # does by default): off, so that the services are tested as a pooler without it
+    # meets them.
+    prepared = "max_prepared_statements = 0\n" if version >= (1, 21) else ""
     return f"""\
 [databases]
 * = host={server.host or "127.0.0.1"} port={server.port or 5432}
@@ -53,7 +58,18 @@ auth_file = {auth_file}
 pool_mode = transaction
 default_pool_size = {SERVER_CONNECTIONS}
 max_client_conn = 1000
-"""
+{prepared}"""
+
+
+def pgbouncer_version(binary: str) -> tuple[int, int]:
+    """`pgbouncer --version`'s major and minor number ("PgBouncer 1.18.0")."""
+    printed = subprocess.run(
+        [binary, "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    found = re.search(r"PgBouncer (\d+)\.(\d+)", printed)
+    if found is None:
+        pytest.fail(f"{binary} --version printed no version: {printed!r}")
+    return int(found.group(1)), int(found.group(2))
 
 
 def auth_file_line(server_url: str) -> str:
@@ -79,7 +95,7 @@ def running_pgbouncer(server_url: str, workdir: Path) -> Iterator[str]:
     auth_file = workdir / "users.txt"
     auth_file.write_text(auth_file_line(server_url))
     config = workdir / "pgbouncer.ini"
-    config.write_text(pgbouncer_config(server_url, port, auth_file))
+    config.write_text(pgbouncer_config(server_url, port, auth_file, pgbouncer_version(binary)))
     # PgBouncer refuses to run as root; it reads its files first, then drops to -u.
     command = [binary, *(["-u", "nobody"] if os.geteuid() == 0 else []), str(config)]
     log_path = workdir / "pgbouncer.log"

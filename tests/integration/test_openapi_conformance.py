@@ -80,7 +80,11 @@ ENDS_ITS_TOKEN = {"/oauth/logout", "/api/oauth/logout"}
 
 @pytest.fixture(scope="module")
 def auth_settings() -> dict[str, str]:
-    return {"PORTCULLIS_PLAYGROUND_CLIENT_ID": PLAYGROUND_CLIENT_ID}
+    # Budgets off: once one was spent, every later request would conform as a 429.
+    return {
+        "PORTCULLIS_PLAYGROUND_CLIENT_ID": PLAYGROUND_CLIENT_ID,
+        "PORTCULLIS_RATE_LIMITS": "off",
+    }
 
 
 @pytest.fixture(scope="module")

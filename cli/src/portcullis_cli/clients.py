@@ -254,7 +254,7 @@ def client_update(
             audiences=list(audiences) or None,
             redirect_uris=list(redirect_uris) or None,
             first_party=first_party,
-            rate_limit="" if rate_limit == "default" else rate_limit,
+            rate_limit=rate_limit,
         )
         return client_as_dict(found)
 

@@ -28,10 +28,9 @@ from portcullis_auth.revocation.publisher import (
     RevocationSink,
     check_eviction_policy,
 )
-from portcullis_auth.security import rate_limits
 from portcullis_auth.security.login_throttle import MemoryLoginThrottle, RedisLoginThrottle
 from portcullis_auth.security.passwords import PasswordHasher
-from portcullis_auth.security.rate_limits import RateLimiter
+from portcullis_auth.security.rate_limits import Endpoint, RateLimiter
 from portcullis_auth.services.authorization import AuthorizationService
 from portcullis_auth.services.clients import CachedClientStore, ClientCache
 from portcullis_auth.services.devices import DeviceService
@@ -174,7 +173,7 @@ class AuthRuntime:
         tokens = self.token_service(uow, store)
         return GrantContext(
             clients=CachedClientStore(self.clients),
-            client_rate_limit=self.rate_limiter.for_clients(rate_limits.TOKEN),
+            client_rate_limit=self.rate_limiter.for_clients(Endpoint.TOKEN),
             users=UserService(uow.session, self.hasher),
             throttle=self.throttle,
             grants=tokens,
@@ -203,6 +202,7 @@ class AuthRuntime:
             await check_eviction_policy(self.redis)
 
     async def close(self) -> None:
+        await self.rate_limiter.close()
         if self.redis is not None:
             await self.redis.aclose()
         if self.direct_postgres is not None:

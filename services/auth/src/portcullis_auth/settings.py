@@ -8,11 +8,10 @@ optional `.env`) once per process. A missing or invalid value raises
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-
-from limits import RateLimitItem, parse_many
 
 from portcullis_shared.environment import EnvReader, SettingsError, load_dotenv_file
 from portcullis_shared.observability import ObservabilitySettings
@@ -242,23 +241,43 @@ def rate(env: EnvReader, name: str, default: str) -> str:
     """A budget such as `1200/minute` or `50/second`."""
     text = env.text(name, default)
     try:
-        parse_rate(text)
+        return canonical_rate(text)
     except ValueError:
         raise SettingsError(
             f"PORTCULLIS_{name} is a number of requests per second, minute or hour, "
             f"like {default}; got {text!r}"
         ) from None
-    return text
 
 
-def parse_rate(text: str) -> RateLimitItem:
-    """`N/second`, `N/minute` or `N/hour`, N at least 1: one budget of requests."""
-    items = parse_many(text) if text.count("/") == 1 else []
-    if len(items) != 1 or items[0].amount < 1 or items[0].multiples != 1:
+MAX_RATE = 10**9
+"""More requests than any window could hold: a budget is at most this many."""
+WINDOWS = {"second": 1, "minute": 60, "hour": 3600}
+RATE = re.compile(r"(\d{1,10})/(second|minute|hour)")
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A budget: `limit` requests in each window of `window` seconds."""
+
+    limit: int
+    window: int
+
+    def __str__(self) -> str:
+        unit = next(name for name, seconds in WINDOWS.items() if seconds == self.window)
+        return f"{self.limit}/{unit}"
+
+
+def canonical_rate(text: str) -> str:
+    """`text` checked, in the one spelling budgets are stored and shown in."""
+    return str(parse_rate(text))
+
+
+def parse_rate(text: str) -> Rate:
+    """`N/second`, `N/minute` or `N/hour`, N from 1 to MAX_RATE."""
+    found = RATE.fullmatch(text.strip())
+    if found is None or not 1 <= int(found.group(1)) <= MAX_RATE:
         raise ValueError(f"not a rate: {text!r}")
-    if items[0].GRANULARITY.name not in {"second", "minute", "hour"}:
-        raise ValueError(f"not a rate: {text!r}")
-    return items[0]
+    return Rate(int(found.group(1)), WINDOWS[found.group(2)])
 
 
 def account_audiences(env: EnvReader) -> tuple[str, ...]:

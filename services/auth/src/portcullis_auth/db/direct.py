@@ -4,7 +4,9 @@ A refresh runs two fixed statements (find the token, rotate it) and a
 client-credentials token one share of a batched INSERT. Through a SQLAlchemy
 session each also paid a pool ping, BEGIN, COMMIT and ORM row loading: most of
 a rotation's CPU time. Here each statement runs on a connection of a small
-asyncpg pool, prepared once per connection, and commits on its own; each is
+asyncpg pool, prepared once per connection (behind a transaction pooler, given
+`prepared_statement_cache_size=0`, prepared unnamed with each execution), and
+commits on its own; each is
 written to be safe on its own (see `repositories/postgres_token_store.py`).
 Everything else goes through SQLAlchemy, and SQLite (the embedded default) never
 comes here.

@@ -70,7 +70,7 @@ async def authenticate_within_budget(
     """The authenticated client, once it has spent one request of its budget: only a
     proven client spends its own, and past it the request is refused (429)."""
     client = await authenticate_client(request, clients)
-    refusal = await budget.spend(client)
+    refusal = budget.spend(client, request.client_ip)
     if refusal is not None:
         raise RateLimitedError(refusal)
     return client

@@ -58,9 +58,9 @@ class UserAuthenticator(Protocol):
 
 
 class ClientRateLimit(Protocol):
-    async def spend(self, client: Client) -> RateLimited | None:
-        """Count one request of `client`'s: None while within its budget, else the
-        refusal (nothing counted)."""
+    def spend(self, client: Client, client_ip: str | None) -> RateLimited | None:
+        """Count one request of `client`'s from `client_ip`: None while within its
+        budget, else the refusal (counted too: a refused request is a request)."""
         ...
 
 

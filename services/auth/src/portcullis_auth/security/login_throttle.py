@@ -94,13 +94,18 @@ def throttled_address(client_ip: str) -> str:
     return str(address)
 
 
+def address_key(client_ip: str) -> str:
+    """How an address is named in Redis keys: hashed (a key name must not carry an
+    address into Redis dumps or logs), after `throttled_address`."""
+    return hashlib.sha256(throttled_address(client_ip).encode()).hexdigest()
+
+
 def throttle_keys(username: str, client_ip: str) -> tuple[str, str]:
-    """The (username, IP) counter's key and the IP's. Hashed: a key name must not
-    carry a username or an address into Redis dumps or logs."""
+    """The (username, IP) counter's key and the IP's, hashed as `address_key` is."""
     username, address = normalise_username(username), throttled_address(client_ip)
     return (
         hashlib.sha256(f"{username}\x00{address}".encode()).hexdigest(),
-        "ip:" + hashlib.sha256(address.encode()).hexdigest(),
+        "ip:" + address_key(client_ip),
     )
 
 

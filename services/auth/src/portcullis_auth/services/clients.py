@@ -30,7 +30,7 @@ from portcullis_auth.security.secrets import (
     secret_matches,
 )
 from portcullis_auth.services.revocations import RevocationService
-from portcullis_auth.settings import DEFAULT_AUDIENCE, parse_rate
+from portcullis_auth.settings import DEFAULT_AUDIENCE, canonical_rate
 
 CLIENT_CACHE_SECONDS = 5.0
 """How long the token endpoint may answer from a copy of a client's row."""
@@ -89,17 +89,17 @@ def acceptable_redirect_uri(uri: str) -> bool:
 
 
 def checked_rate_limit(rate_limit: str | None) -> str | None:
-    """A client's own budget, `N/second`, `N/minute` or `N/hour`; None: the default."""
-    if rate_limit is None:
+    """A client's own budget, `N/second`, `N/minute` or `N/hour`; None or "default":
+    the service's."""
+    if rate_limit is None or rate_limit == "default":
         return None
     try:
-        parse_rate(rate_limit)
+        return canonical_rate(rate_limit)
     except ValueError:
         raise ClientConfigError(
             f"a rate limit is a number of requests per second, minute or hour, like "
             f"100/second; got {rate_limit!r}"
         ) from None
-    return rate_limit
 
 
 def validate_client(
@@ -202,13 +202,20 @@ class ClientService:
         return await self._clients.find_by_name(name)
 
     async def update(
-        self, client: OAuthClient, known_scopes: frozenset[str], **changes: object
+        self,
+        client: OAuthClient,
+        known_scopes: frozenset[str],
+        *,
+        rate_limit: str | None = None,
+        **changes: object,
     ) -> None:
+        """Each change given (not None) replaces that field; `rate_limit` "default"
+        gives the client the service's budget back."""
         for name, value in changes.items():
-            if name == "rate_limit" and value is not None:
-                client.rate_limit = checked_rate_limit(str(value) or None)  # "": the default
-            elif value is not None:
+            if value is not None:
                 setattr(client, name, value)
+        if rate_limit is not None:
+            client.rate_limit = checked_rate_limit(rate_limit)
         validate_client(
             grant_types=client.grant_types,
             scopes=client.scopes,

@@ -47,7 +47,7 @@ from portcullis_auth.oauth2.authorization import (
 )
 from portcullis_auth.oauth2.errors import AccessDeniedError, OAuth2Error
 from portcullis_auth.runtime import AuthRuntime
-from portcullis_auth.security import rate_limits
+from portcullis_auth.security.rate_limits import Endpoint
 from portcullis_auth.services.authorization import AuthorizationService
 from portcullis_auth.services.clients import CachedClientStore
 from portcullis_auth.services.sign_in import SignedIn
@@ -110,7 +110,7 @@ AUTHORIZE_ANSWERS = answers(
 class AuthorizeController(Controller):
     @get(
         AUTHORIZE_PATH,
-        guards=[page_address_budget(rate_limits.AUTHORIZATION)],
+        guards=[page_address_budget(Endpoint.AUTHORIZATION)],
         operation_class=AUTHORIZE_ANSWERS,
     )
     async def authorize(
@@ -142,7 +142,7 @@ class AuthorizeController(Controller):
     @post(
         AUTHORIZE_PATH,
         status_code=303,
-        guards=[page_address_budget(rate_limits.AUTHORIZATION)],
+        guards=[page_address_budget(Endpoint.AUTHORIZATION)],
         include_in_schema=False,
     )
     async def decide(
@@ -196,7 +196,10 @@ def _single_values(request: Request[Any, Any, Any]) -> dict[str, str]:
     params: dict[str, str] = {}
     for name, value in request.query_params.multi_items():
         if name in params:
-            raise PageError(f"The request names {name} twice.")
+            # Only a name of the protocol's is echoed: another may be a pasted secret.
+            raise PageError(
+                f"The request names {name if name in PARAMETERS else 'a parameter'} twice."
+            )
         if "\x00" in value:
             raise PageError("The request holds a NUL character.")
         params[name] = value

@@ -16,6 +16,7 @@ from litestar import Controller, MediaType, Request, Response, post
 from litestar import get as http_get
 from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Schema
 
+from portcullis_auth.http.client_address import caller_address
 from portcullis_auth.http.controllers.token import CLIENT_FIELDS, SCOPE_FIELDS
 from portcullis_auth.http.errors import NO_STORE
 from portcullis_auth.http.pages import render
@@ -26,7 +27,7 @@ from portcullis_auth.http.pages.browser import (
     read_form,
     with_browser,
 )
-from portcullis_auth.http.pages.session import caller_address, signed_in, to_sign_in
+from portcullis_auth.http.pages.session import signed_in, to_sign_in
 from portcullis_auth.http.rate_limits import address_budget, page_address_budget
 from portcullis_auth.oauth2.device import start_device_authorization
 from portcullis_auth.oauth2.errors import OAuth2Error
@@ -34,7 +35,7 @@ from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.scopes import resolve_scopes
 from portcullis_auth.records import Client
 from portcullis_auth.runtime import AuthRuntime
-from portcullis_auth.security import rate_limits
+from portcullis_auth.security.rate_limits import Endpoint
 from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.devices import (
     DeviceService,
@@ -79,7 +80,7 @@ class DeviceController(Controller):
         "/oauth/device/code",
         request_max_body_size=MAX_BODY_BYTES,
         status_code=200,
-        guards=[address_budget(rate_limits.DEVICE)],
+        guards=[address_budget(Endpoint.DEVICE)],
         security=CLIENT_SECURITY,
         operation_class=answers(
             error_responses(
@@ -105,20 +106,22 @@ class DeviceController(Controller):
     ) -> Response[dict[str, object]]:
         """§3.1: a device asks; a public client sends its `client_id` alone."""
         form = parse_form(await request.body(), request.headers.get("content-type"))
-        token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
+        token_request = TokenRequest(
+            form=form,
+            authorization=request.headers.get("authorization"),
+            client_ip=caller_address(runtime, request),
+        )
         body = await start_device_authorization(
             token_request,
             ClientService(uow.session),
-            runtime.rate_limiter.for_clients(rate_limits.DEVICE),
+            runtime.rate_limiter.for_clients(Endpoint.DEVICE),
             DeviceService(uow.session, runtime.settings.tokens.device_poll_interval),
             runtime.settings.scopes,
             runtime.settings.tokens.issuer,
         )
         return Response(body, media_type=MediaType.JSON, headers=NO_STORE)
 
-    @http_get(
-        DEVICE_PATH, guards=[page_address_budget(rate_limits.DEVICE)], include_in_schema=False
-    )
+    @http_get(DEVICE_PATH, guards=[page_address_budget(Endpoint.DEVICE)], include_in_schema=False)
     async def enter_code(
         self,
         request: Request[Any, Any, Any],
@@ -133,7 +136,7 @@ class DeviceController(Controller):
     @post(
         DEVICE_PATH,
         status_code=200,
-        guards=[page_address_budget(rate_limits.DEVICE)],
+        guards=[page_address_budget(Endpoint.DEVICE)],
         include_in_schema=False,
     )
     async def check_code(
@@ -194,7 +197,7 @@ class DeviceController(Controller):
     @post(
         f"{DEVICE_PATH}/answer",
         status_code=200,
-        guards=[page_address_budget(rate_limits.DEVICE)],
+        guards=[page_address_budget(Endpoint.DEVICE)],
         include_in_schema=False,
     )
     async def answer(

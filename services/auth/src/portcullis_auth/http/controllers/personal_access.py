@@ -19,7 +19,7 @@ from portcullis_auth.http.authentication import (
     first_party_login,
 )
 from portcullis_auth.http.errors import NO_STORE
-from portcullis_auth.http.rate_limits import address_budget, client_budget
+from portcullis_auth.http.rate_limits import address_budget, user_budget
 from portcullis_auth.oauth2.errors import (
     InvalidRequestError,
     InvalidScopeError,
@@ -28,7 +28,7 @@ from portcullis_auth.oauth2.errors import (
 )
 from portcullis_auth.records import User
 from portcullis_auth.runtime import AuthRuntime
-from portcullis_auth.security import rate_limits
+from portcullis_auth.security.rate_limits import Endpoint
 from portcullis_auth.services.account_tokens import AccountCaller, AccountTokenService
 from portcullis_auth.services.personal_access import (
     PersonalAccessTokenRequestError,
@@ -73,9 +73,9 @@ RATE_LIMITED = error_responses(BEARER_ERROR, 429)
 class PersonalAccessTokenController(Controller):
     path = "/oauth/personal-access-tokens"
     guards = [  # noqa: RUF012 - Litestar reads it here
-        address_budget(rate_limits.PERSONAL_ACCESS),
+        address_budget(Endpoint.PERSONAL_ACCESS),
         bearer_caller,
-        client_budget(rate_limits.PERSONAL_ACCESS),
+        user_budget(Endpoint.PERSONAL_ACCESS),
         first_party_login,
     ]
     security = ACCOUNT_SECURITY

@@ -8,16 +8,16 @@ from litestar import Controller, MediaType, Request, Response, post
 from litestar.openapi.spec import OpenAPIResponse, OpenAPIType, Schema
 
 from portcullis_auth.db.models import utcnow
+from portcullis_auth.http.client_address import caller_address
 from portcullis_auth.http.controllers.token import CLIENT_FIELDS
 from portcullis_auth.http.errors import NO_STORE
 from portcullis_auth.http.rate_limits import address_budget
 from portcullis_auth.oauth2.client_auth import authenticate_within_budget
 from portcullis_auth.oauth2.errors import UnauthorizedClientError
-from portcullis_auth.oauth2.ports import ClientRateLimit
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.records import Client
 from portcullis_auth.runtime import AuthRuntime
-from portcullis_auth.security import rate_limits
+from portcullis_auth.security.rate_limits import Endpoint
 from portcullis_auth.services.clients import ClientService
 from portcullis_auth.services.token_lookup import (
     FoundAccessToken,
@@ -83,12 +83,20 @@ CLIENT_ERRORS = error_responses(
 
 
 async def _client_and_token(
-    request: Request[Any, Any, Any], clients: ClientService, budget: ClientRateLimit
+    request: Request[Any, Any, Any],
+    runtime: AuthRuntime,
+    clients: ClientService,
+    endpoint: Endpoint,
 ) -> tuple[Client, str]:
-    """RFC 7009 §2.1 / RFC 7662 §2.1: an authenticated client, within its budget, and
-    the `token` it names."""
+    """RFC 7009 §2.1 / RFC 7662 §2.1: an authenticated client, within its budget of
+    `endpoint`, and the `token` it names."""
     form = parse_form(await request.body(), request.headers.get("content-type"))
-    token_request = TokenRequest(form=form, authorization=request.headers.get("authorization"))
+    token_request = TokenRequest(
+        form=form,
+        authorization=request.headers.get("authorization"),
+        client_ip=caller_address(runtime, request),
+    )
+    budget = runtime.rate_limiter.for_clients(endpoint)
     client = await authenticate_within_budget(token_request, clients, budget)
     return client, token_request.require("token")
 
@@ -98,7 +106,7 @@ class RevocationController(Controller):
         "/oauth/revoke",
         request_max_body_size=MAX_BODY_BYTES,
         status_code=200,
-        guards=[address_budget(rate_limits.REVOCATION)],
+        guards=[address_budget(Endpoint.REVOCATION)],
         security=CLIENT_SECURITY,
         operation_class=answers(
             {"200": OpenAPIResponse(description="Revoked, or unknown (§2.2): no body.")},
@@ -123,8 +131,7 @@ class RevocationController(Controller):
     ) -> Response[bytes]:
         """§2.1: the client revokes one of its own tokens; unknown tokens are not an error."""
         clients = ClientService(uow.session)
-        budget = runtime.rate_limiter.for_clients(rate_limits.REVOCATION)
-        client, token = await _client_and_token(request, clients, budget)
+        client, token = await _client_and_token(request, runtime, clients, Endpoint.REVOCATION)
         found = await TokenLookup(uow.session, runtime.keyring).find(token)
         if found is not None and owner_of(found) != client.id:
             # §2.1: the token was issued to another client; it is left alone and the
@@ -144,7 +151,7 @@ class RevocationController(Controller):
         "/oauth/introspect",
         request_max_body_size=MAX_BODY_BYTES,
         status_code=200,
-        guards=[address_budget(rate_limits.INTROSPECTION)],
+        guards=[address_budget(Endpoint.INTROSPECTION)],
         security=CLIENT_SECURITY,
         operation_class=answers(
             {
@@ -163,8 +170,9 @@ class RevocationController(Controller):
         uow: Injected[UnitOfWork],
     ) -> Response[dict[str, object]]:
         """§2.2: active only for a live token the caller may see; everything else is inactive."""
-        budget = runtime.rate_limiter.for_clients(rate_limits.INTROSPECTION)
-        client, token = await _client_and_token(request, ClientService(uow.session), budget)
+        client, token = await _client_and_token(
+            request, runtime, ClientService(uow.session), Endpoint.INTROSPECTION
+        )
         found = await TokenLookup(uow.session, runtime.keyring).find(token)
         body = describe(found, client, runtime.settings.tokens.issuer)
         return Response(body, status_code=200, media_type=MediaType.JSON, headers=NO_STORE)

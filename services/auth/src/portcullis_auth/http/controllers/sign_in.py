@@ -13,6 +13,7 @@ from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.response import Redirect
 
 from portcullis_auth.db.models import utcnow
+from portcullis_auth.http.client_address import caller_address
 from portcullis_auth.http.pages import render
 from portcullis_auth.http.pages.browser import (
     PAGE_HEADERS,
@@ -25,7 +26,7 @@ from portcullis_auth.http.pages.browser import (
     read_form,
     with_browser,
 )
-from portcullis_auth.http.pages.session import SIGN_IN_PATH, caller_address, safe_next, signed_in
+from portcullis_auth.http.pages.session import SIGN_IN_PATH, safe_next, signed_in
 from portcullis_auth.oauth2.errors import InvalidGrantError, TooManyAttemptsError
 from portcullis_auth.oauth2.password_check import check_password
 from portcullis_auth.runtime import AuthRuntime, report

@@ -28,7 +28,7 @@ from portcullis_auth.oauth2.request import TokenRequest, parse_form
 from portcullis_auth.oauth2.responses import TokenResponse
 from portcullis_auth.oauth2.token_endpoint import handle_token_request
 from portcullis_auth.runtime import AuthRuntime, runtime_of
-from portcullis_auth.security import rate_limits
+from portcullis_auth.security.rate_limits import Endpoint
 from portcullis_auth.services.tokens import ClientChangedError
 from portcullis_shared.client_ip import client_ip
 from portcullis_shared.openapi import (
@@ -70,7 +70,7 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         headers.joined(b"x-forwarded-for"),
         runtime.settings.server.trusted_proxies,
     )
-    await spend_address_budget(runtime, rate_limits.TOKEN, address)
+    await spend_address_budget(runtime, Endpoint.TOKEN, address)
     form = parse_form(
         await _read_body(receive, headers.one(b"content-length")),
         headers.one(b"content-type"),

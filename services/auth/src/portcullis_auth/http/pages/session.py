@@ -6,27 +6,15 @@ from typing import Any
 from urllib.parse import urlencode
 
 from litestar import Request, Response
-from litestar.connection import ASGIConnection
 from litestar.response import Redirect
 
 from portcullis_auth.http.pages.browser import SESSION_COOKIE, read_cookie
 from portcullis_auth.runtime import AuthRuntime
 from portcullis_auth.services.sign_in import SignedIn, SignInService
 from portcullis_auth.services.unit_of_work import UnitOfWork
-from portcullis_shared.client_ip import client_ip
 
 SIGN_IN_PATH = "/sign-in"
 HOME_PATH = "/account/applications"
-
-
-def caller_address(runtime: AuthRuntime, request: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """The browser's address, through the trusted proxies only: what its attempts at
-    passwords and user codes are counted by."""
-    return client_ip(
-        request.client.host if request.client else None,
-        ", ".join(request.headers.getall("x-forwarded-for", [])) or None,
-        runtime.settings.server.trusted_proxies,
-    )
 
 
 async def signed_in(

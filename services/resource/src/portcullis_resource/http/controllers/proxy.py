@@ -45,7 +45,17 @@ from portcullis_shared.request_id import REQUEST_ID_HEADER, request_id_of
 PROXY_TIMEOUT = 10.0
 MAX_BODY_BYTES = 16 * 1024
 # What the proxy forwards from the auth service's answer; nothing else.
-PASSED_HEADERS = ("content-type", "cache-control", "pragma", "retry-after", "www-authenticate")
+PASSED_HEADERS = (
+    "content-type",
+    "cache-control",
+    "pragma",
+    "retry-after",
+    "www-authenticate",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "ratelimit-policy",
+)
 
 
 def _fields(required: tuple[str, ...], optional: tuple[str, ...]) -> RequestBody:
