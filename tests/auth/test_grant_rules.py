@@ -86,6 +86,11 @@ class Clients:
 class Users:
     passwords: dict[str, tuple[str, User]] = field(default_factory=dict)
     failure: Exception | None = None
+    busy: Exception | None = None
+
+    def refuse_if_busy(self, client_ip: str) -> None:
+        if self.busy is not None:
+            raise self.busy
 
     async def authenticate(
         self,
@@ -414,6 +419,15 @@ async def test_a_password_never_checked_is_not_counted_as_a_failure(core: Core) 
     with pytest.raises(RuntimeError):
         await core.ask(grant_type="password", username="ada@example.com", password="x")
     assert core.throttle.log == ["begin ada@example.com", "withdraw ada@example.com"]
+
+
+async def test_a_login_with_no_room_to_wait_is_refused_before_any_work(core: Core) -> None:
+    """A flood of logins must cost its refusals nothing: no throttle count, no read."""
+    core.users.busy = RuntimeError("the hashing queue is full")
+    core.users.failure = AssertionError("the password was checked")
+    with pytest.raises(RuntimeError, match="queue is full"):
+        await core.ask(grant_type="password", username="ada@example.com", password="x")
+    assert core.throttle.log == []
 
 
 async def test_a_privileged_scope_needs_an_admin(core: Core) -> None:

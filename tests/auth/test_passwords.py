@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import threading
 from collections.abc import Callable
 
@@ -163,3 +165,30 @@ async def test_a_check_cancelled_while_it_waits_takes_no_thread_with_it(
     # Both threads' worth of work is done: the next check runs at once.
     assert (await asyncio.wait_for(hasher.verify("pw", stored), timeout=5)).valid
     assert hasher.running == 0
+
+
+class PriorityRecordingArgon2(Argon2Hasher):
+    """Records the CPU priority (nice) of the thread each verify runs on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.priorities: list[int] = []
+
+    def verify(self, password: str | bytes, hash: str | bytes) -> bool:  # noqa: A002
+        self.priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().verify(password, hash)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a thread has a nice value of its own on Linux")
+async def test_passwords_are_hashed_at_the_lowest_cpu_priority() -> None:
+    """On a core it shares with the event loop, argon2 must take only what token
+    requests leave: a flood of logins slows logins, not everything."""
+    argon2 = PriorityRecordingArgon2()
+    hasher = PasswordHasher(PasswordHash((argon2,)), threads=1)
+    try:
+        digest = hasher.hash("correct horse")  # on this thread
+        assert (await hasher.verify("correct horse", digest)).valid
+    finally:
+        hasher.close()
+    assert argon2.priorities == [19]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 19  # the loop's own

@@ -29,6 +29,7 @@ async def check_password(
 ) -> User:
     """The active user with this password; `invalid_grant` (reported as `login_failed`)
     or `TooManyAttemptsError` (reported as `login_throttled`) otherwise."""
+    users.refuse_if_busy(client_ip)
     wait = await throttle.begin_attempt(username, client_ip)
     if wait > 0:
         raise TooManyAttemptsError(wait, audit=AuditEvent("login_throttled", {"client": client_id}))

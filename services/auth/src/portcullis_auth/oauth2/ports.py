@@ -56,6 +56,12 @@ class UserAuthenticator(Protocol):
         """The active user with this password, or None (the same work either way)."""
         ...
 
+    def refuse_if_busy(self, client_ip: str) -> None:
+        """Raise at once if a check from `client_ip` would find no room to wait for
+        (nothing counted, nothing read): a flood of logins costs its refusals nothing
+        but this."""
+        ...
+
 
 class ClientRateLimit(Protocol):
     def spend(self, client: Client, client_ip: str | None) -> RateLimited | None:

@@ -7,12 +7,19 @@ client address). Past that a check is refused at once
 (`PasswordCheckQueueFullError`, answered 503 with `Retry-After`) instead of
 waiting behind a flood. A waiting check whose caller has gone (`caller_gone`
 completes: the client disconnected) leaves the queue without being run.
+
+The hashing threads run at the lowest CPU priority (nice 19, where the system lets a
+thread have its own): on a core the event loop shares with them, argon2 takes what
+token requests leave, so a flood of logins slows logins, not every other request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -48,6 +55,16 @@ class PasswordCheck:
     """A rehash under the current parameters, when the stored one is outdated."""
 
 
+LOWEST_PRIORITY = 19
+
+
+def yield_the_core() -> None:
+    """Run the calling thread at the lowest CPU priority (Linux gives each thread its
+    own nice value; elsewhere this does nothing)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), LOWEST_PRIORITY)
+
+
 class PasswordHasher:
     def __init__(
         self,
@@ -62,7 +79,9 @@ class PasswordHasher:
         hashes from slowing each other on a busy core. `queue`: checks that may wait;
         `queue_per_caller`: of which for one caller."""
         self._hasher = hasher or PasswordHash((Argon2Hasher(),))
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix="argon2", initializer=yield_the_core
+        )
         self._threads = asyncio.Semaphore(threads)
         self._thread_count = threads
         self._queue = queue
@@ -105,16 +124,23 @@ class PasswordHasher:
         )
         return PasswordCheck(valid=valid, new_hash=new_hash if valid else None)
 
+    def refuse_if_full(self, caller: str | None) -> None:
+        """`PasswordCheckQueueFullError` if a check of `caller`'s would find every thread
+        busy and no room to wait."""
+        if not self._threads.locked():
+            return
+        if self.waiting >= self._queue or (
+            caller is not None and self._waiting_by_caller[caller] >= self._queue_per_caller
+        ):
+            raise PasswordCheckQueueFullError(self._retry_after())
+
     async def _wait_for_thread(self, caller: str | None, caller_gone: CallerGone | None) -> None:
         """Take a thread, waiting for one within the bounds; the thread is the caller's
         until `_run` hands the hash to it."""
         if not self._threads.locked():
             await self._threads.acquire()
             return
-        if self.waiting >= self._queue or (
-            caller is not None and self._waiting_by_caller[caller] >= self._queue_per_caller
-        ):
-            raise PasswordCheckQueueFullError(self._retry_after())
+        self.refuse_if_full(caller)
         self.waiting += 1
         if caller is not None:
             self._waiting_by_caller[caller] += 1

@@ -74,6 +74,9 @@ class UserService:
             raise NoSuchUserError(f"no user {email}")
         return found
 
+    def refuse_if_busy(self, client_ip: str) -> None:
+        self._hasher.refuse_if_full(client_ip)
+
     async def authenticate(
         self,
         username: str,
