@@ -66,7 +66,7 @@ class UserAuthenticator(Protocol):
 class ClientRateLimit(Protocol):
     def spend(self, client: Client, client_ip: str | None) -> RateLimited | None:
         """Count one request of `client`'s from `client_ip`: None while within its
-        budget, else the refusal (counted too: a refused request is a request)."""
+        budget, else the refusal (not counted: a refused request costs nothing)."""
         ...
 
 
