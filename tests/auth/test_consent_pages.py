@@ -74,6 +74,19 @@ def assert_framed_nowhere(page: httpx.Response) -> None:
 # --- when consent is asked ---------------------------------------------------------------
 
 
+async def test_a_parameter_given_twice_is_named_only_if_it_is_the_protocols(
+    http: Http,
+) -> None:
+    """A secret pasted into the query as a name must not come back on the error page."""
+    secret = "hunter2-" + "s3cr3t" * 4
+    refused = await http.get(f"/oauth/authorize?{secret}=1&{secret}=2", follow_redirects=False)
+    assert refused.status_code == 400, refused.text
+    assert "twice" in refused.text
+    assert secret not in refused.text
+    known = await http.get("/oauth/authorize?state=1&state=2", follow_redirects=False)
+    assert "state twice" in known.text
+
+
 async def test_a_public_third_party_app_is_asked_about_every_time(http: Http, seed: Seed) -> None:
     """RFC 8252 §8.6, RFC 6749 §10.2: a public client's identity is not proven (any local
     program can take a loopback port), so a consent given before is no reason to hand a

@@ -195,6 +195,14 @@ async def test_an_unknown_scope_is_refused(http: Http, ada_token: str) -> None:
     )
 
 
+async def test_a_refused_scope_is_not_echoed(http: Http, ada_token: str) -> None:
+    """A secret pasted into `scopes` must not come back in the error body."""
+    secret = "hunter2-" + "s3cr3t" * 4
+    refused = await create_pat(http, ada_token, scopes=[READ, secret])
+    assert_oauth_error(refused, 400, "invalid_scope")
+    assert secret not in refused.text
+
+
 async def test_a_lifetime_over_the_maximum_is_refused(
     http: Http, ada_token: str, settings: AuthSettings
 ) -> None:
