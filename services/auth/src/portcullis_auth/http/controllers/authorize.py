@@ -34,7 +34,7 @@ from portcullis_auth.http.pages.browser import (
     with_browser,
 )
 from portcullis_auth.http.pages.session import signed_in, to_sign_in
-from portcullis_auth.http.rate_limits import page_address_budget
+from portcullis_auth.http.rate_limits import address_budget
 from portcullis_auth.oauth2.authorization import (
     PARAMETERS,
     AuthorizationPageError,
@@ -110,7 +110,7 @@ AUTHORIZE_ANSWERS = answers(
 class AuthorizeController(Controller):
     @get(
         AUTHORIZE_PATH,
-        guards=[page_address_budget(Endpoint.AUTHORIZATION)],
+        guards=[address_budget(Endpoint.AUTHORIZATION, page=True)],
         operation_class=AUTHORIZE_ANSWERS,
     )
     async def authorize(
@@ -142,7 +142,7 @@ class AuthorizeController(Controller):
     @post(
         AUTHORIZE_PATH,
         status_code=303,
-        guards=[page_address_budget(Endpoint.AUTHORIZATION)],
+        guards=[address_budget(Endpoint.AUTHORIZATION, page=True)],
         include_in_schema=False,
     )
     async def decide(

@@ -28,7 +28,7 @@ from portcullis_auth.http.pages.browser import (
     with_browser,
 )
 from portcullis_auth.http.pages.session import signed_in, to_sign_in
-from portcullis_auth.http.rate_limits import address_budget, page_address_budget
+from portcullis_auth.http.rate_limits import address_budget
 from portcullis_auth.oauth2.device import start_device_authorization
 from portcullis_auth.oauth2.errors import OAuth2Error
 from portcullis_auth.oauth2.request import TokenRequest, parse_form
@@ -121,7 +121,9 @@ class DeviceController(Controller):
         )
         return Response(body, media_type=MediaType.JSON, headers=NO_STORE)
 
-    @http_get(DEVICE_PATH, guards=[page_address_budget(Endpoint.DEVICE)], include_in_schema=False)
+    @http_get(
+        DEVICE_PATH, guards=[address_budget(Endpoint.DEVICE, page=True)], include_in_schema=False
+    )
     async def enter_code(
         self,
         request: Request[Any, Any, Any],
@@ -136,7 +138,7 @@ class DeviceController(Controller):
     @post(
         DEVICE_PATH,
         status_code=200,
-        guards=[page_address_budget(Endpoint.DEVICE)],
+        guards=[address_budget(Endpoint.DEVICE, page=True)],
         include_in_schema=False,
     )
     async def check_code(
@@ -197,7 +199,7 @@ class DeviceController(Controller):
     @post(
         f"{DEVICE_PATH}/answer",
         status_code=200,
-        guards=[page_address_budget(Endpoint.DEVICE)],
+        guards=[address_budget(Endpoint.DEVICE, page=True)],
         include_in_schema=False,
     )
     async def answer(

@@ -70,7 +70,7 @@ async def token_endpoint(scope: Scope, receive: Receive, send: Send) -> None:
         headers.joined(b"x-forwarded-for"),
         runtime.settings.server.trusted_proxies,
     )
-    await spend_address_budget(runtime, Endpoint.TOKEN, address)
+    spend_address_budget(runtime, Endpoint.TOKEN, address)
     form = parse_form(
         await _read_body(receive, headers.one(b"content-length")),
         headers.one(b"content-type"),
